@@ -1,0 +1,132 @@
+"""Guest memory: the one place where ring code touches shared bytes.
+
+Rules:
+- Every read and write the driver and the device make to shared memory goes through a
+  `GuestMemory` method. Nothing else in `impl/` holds a reference to the raw buffer.
+- Every access is bounds-checked against the region; an `addr + length` past the end
+  (or an address that does not fit 64 bits) raises `MemoryFault`, never wraps.
+- Scalars are little-endian, as every virtio 1.x structure is (§1.4, §2.7.3).
+- Ordering points are explicit calls to `barrier(kind, label)`. In this memory they
+  cost nothing, because one Python thread is sequentially consistent; a test memory
+  (see `tests/support`) subclasses it to make every access a scheduling point and to
+  buffer stores per side, so the labels are where orderings get checked. A label names
+  the pair: the publishing side and the observing side use the same letter.
+
+Spec: §2.7.13.3 and §2.7.13.4 (driver barriers), §2.7.8 and §2.7.7 (device side).
+"""
+
+from __future__ import annotations
+
+import mmap
+import struct
+from enum import Enum
+
+from .errors import MemoryFault
+
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+_ADDR_LIMIT = 1 << 64
+
+
+class Barrier(Enum):
+    """The three fences the spec asks for (Linux: virtio_rmb, virtio_wmb, virtio_mb)."""
+
+    READ = "rmb"
+    WRITE = "wmb"
+    FULL = "mb"
+
+
+class GuestMemory:
+    """A flat little-endian region of guest-physical memory starting at address 0.
+
+    Backed by a `bytearray` (default) or an `mmap`, so a native peer can map the same
+    pages. The region never grows.
+    """
+
+    __slots__ = ("_buf", "size")
+
+    def __init__(self, size: int = 0, *, backing: bytearray | mmap.mmap | None = None) -> None:
+        if backing is None:
+            backing = bytearray(size)
+        self._buf: bytearray | mmap.mmap = backing
+        self.size: int = len(backing)
+
+    def contains(self, addr: int, length: int) -> bool:
+        """Whether `[addr, addr + length)` lies inside the region, with no 64-bit wrap."""
+        return 0 <= addr < _ADDR_LIMIT and 0 <= length and addr + length <= self.size
+
+    def check(self, addr: int, length: int) -> None:
+        """Raise `MemoryFault` unless `[addr, addr + length)` lies inside the region."""
+        if not (0 <= addr and 0 <= length and addr + length <= self.size and addr < _ADDR_LIMIT):
+            raise MemoryFault(addr, length, self.size)
+
+    def read_u8(self, addr: int) -> int:
+        """Read one byte."""
+        if not 0 <= addr < self.size:
+            raise MemoryFault(addr, 1, self.size)
+        return self._buf[addr]
+
+    def read_u16(self, addr: int) -> int:
+        """Read a little-endian u16."""
+        if not 0 <= addr <= self.size - 2:
+            raise MemoryFault(addr, 2, self.size)
+        return int(_U16.unpack_from(self._buf, addr)[0])
+
+    def read_u32(self, addr: int) -> int:
+        """Read a little-endian u32."""
+        if not 0 <= addr <= self.size - 4:
+            raise MemoryFault(addr, 4, self.size)
+        return int(_U32.unpack_from(self._buf, addr)[0])
+
+    def read_u64(self, addr: int) -> int:
+        """Read a little-endian u64."""
+        if not 0 <= addr <= self.size - 8:
+            raise MemoryFault(addr, 8, self.size)
+        return int(_U64.unpack_from(self._buf, addr)[0])
+
+    def read(self, addr: int, length: int) -> bytes:
+        """Read `length` bytes."""
+        self.check(addr, length)
+        return bytes(self._buf[addr : addr + length])
+
+    def write_u8(self, addr: int, value: int) -> None:
+        """Write one byte."""
+        if not 0 <= addr < self.size:
+            raise MemoryFault(addr, 1, self.size)
+        self._buf[addr] = value
+
+    def write_u16(self, addr: int, value: int) -> None:
+        """Write a little-endian u16."""
+        if not 0 <= addr <= self.size - 2:
+            raise MemoryFault(addr, 2, self.size)
+        _U16.pack_into(self._buf, addr, value)
+
+    def write_u32(self, addr: int, value: int) -> None:
+        """Write a little-endian u32."""
+        if not 0 <= addr <= self.size - 4:
+            raise MemoryFault(addr, 4, self.size)
+        _U32.pack_into(self._buf, addr, value)
+
+    def write_u64(self, addr: int, value: int) -> None:
+        """Write a little-endian u64."""
+        if not 0 <= addr <= self.size - 8:
+            raise MemoryFault(addr, 8, self.size)
+        _U64.pack_into(self._buf, addr, value)
+
+    def write(self, addr: int, data: bytes | bytearray | memoryview) -> None:
+        """Write `data` at `addr`."""
+        self.check(addr, len(data))
+        self._buf[addr : addr + len(data)] = data
+
+    def fill(self, addr: int, length: int, byte: int = 0) -> None:
+        """Set `length` bytes at `addr` to `byte`."""
+        self.check(addr, length)
+        self._buf[addr : addr + length] = bytes([byte]) * length
+
+    def barrier(self, kind: Barrier, label: str) -> None:
+        """An ordering point. A no-op here; an interleaving memory acts on it.
+
+        `label` names the pair ("A" .. "D", see docs/ordering.md) so the matching
+        barrier on the other side can be found by searching for the same label.
+        """

@@ -1,0 +1,193 @@
+"""The device side of a split virtqueue: pop chains, push used elements, decide interrupts.
+
+Rules:
+- The device owns, and is the only writer of: the used ring (flags, idx, ring) and
+  avail_event. It never writes the descriptor table or the available ring
+  (SPLIT-DEV-004). Everything it reads there is hostile until checked.
+- Recovery policy, documented in docs/architecture.md:
+  * a malformed chain (any `ChainError`) is consumed and returned to the driver at
+    once as used with length 0, then the error is raised with its `head` set: the
+    queue keeps working, as Firecracker and cloud-hypervisor do;
+  * ring-level corruption (`RingCorruption`: avail.idx jumping or going back, a head
+    out of range or already held) marks the queue broken: every later call raises
+    `QueueBroken` until `reset()` (the transport then sets DEVICE_NEEDS_RESET, §2.1).
+- Work per call is bounded by the queue size (the chain walk's bound, §chain).
+- Ordering points mirror the driver's labels (A-D, see split_driver and docs/ordering.md).
+
+Spec: §2.7.6 (available ring), §2.7.8 (used ring), §2.7.7.2 and §2.7.10.2
+(notification suppression), §2.7.5 (chains, through `chain.walk_chain`).
+"""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+from .chain import Chain, walk_chain
+from .errors import (
+    AvailIndexDecrement,
+    AvailIndexJump,
+    ChainError,
+    HeadAlreadyInFlight,
+    HeadOutOfRange,
+    NotInFlight,
+    PayloadTooLarge,
+    QueueBroken,
+    RingCorruption,
+)
+from .layout import SplitLayout
+from .memory import Barrier, GuestMemory
+from .ring_math import advance, distance, need_event, slot, wrap
+from .spec import INDEX_MODULUS, AvailFlag, Feature, UsedFlag, has_feature
+
+
+class SplitDevice:
+    """Device half of one split virtqueue over `mem` at `layout`.
+
+    `features` is the negotiated feature word. `initial_index` must match the
+    driver's (0 after a reset; other values model a restored queue).
+    """
+
+    def __init__(
+        self, mem: GuestMemory, layout: SplitLayout, features: int = 0, *, initial_index: int = 0
+    ) -> None:
+        layout.validate(mem.size)
+        self.mem = mem
+        self.layout = layout
+        self.size = layout.size
+        self.event_idx = has_feature(features, Feature.EVENT_IDX)
+        self.indirect = has_feature(features, Feature.INDIRECT_DESC)
+        self._initial = wrap(initial_index)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all queue state (VQ-DEV-002); ring memory is the driver's to re-initialize."""
+        self.next_avail = self._initial
+        self.next_used = self._initial
+        self._avail_seen = self._initial
+        self._signalled_used = self._initial
+        self._unsignalled = 0
+        self.in_flight: dict[int, Chain] = {}
+        self.broken = False
+
+    # --- taking buffers (§2.7.6, §2.7.5) ----------------------------------------------
+    def pop(self) -> Chain | None:
+        """Take the next available chain, or None if the driver has published nothing new.
+
+        Raises `RingCorruption` (queue now broken) or `ChainError` (head returned as
+        used with length 0, queue still usable).
+        """
+        self._check_live()
+        pending = self._pending()
+        if pending == 0:
+            return None
+        self.mem.barrier(Barrier.READ, "A")  # observe A
+        head = self.mem.read_u16(self.layout.avail_ring(slot(self.next_avail, self.size)))
+        if head >= self.size:
+            self._fail(HeadOutOfRange(f"available head {head} >= queue size {self.size}"))
+        if head in self.in_flight:
+            self._fail(HeadAlreadyInFlight(f"head {head} is already held by the device"))
+        self.next_avail = advance(self.next_avail)
+        try:
+            chain = walk_chain(
+                self.mem, self.layout.desc, self.size, head, indirect_ok=self.indirect
+            )
+        except ChainError as error:
+            error.head = head
+            self._write_used(head, 0)
+            raise
+        self.in_flight[head] = chain
+        return chain
+
+    def _pending(self) -> int:
+        """Read avail.idx and return how many entries lie beyond next_avail, checked."""
+        avail_idx = self.mem.read_u16(self.layout.avail_idx)
+        pending = distance(avail_idx, self.next_avail)
+        if pending > self.size:
+            self._fail(AvailIndexJump(f"avail.idx {avail_idx} is {pending} ahead of {self.next_avail}"))
+        if pending < distance(self._avail_seen, self.next_avail):
+            self._fail(AvailIndexDecrement(f"avail.idx went back from {self._avail_seen} to {avail_idx}"))
+        self._avail_seen = avail_idx
+        return int(pending)
+
+    # --- returning buffers (§2.7.8) ---------------------------------------------------
+    def push_used(self, head: int, written: int) -> None:
+        """Return chain `head` to the driver, reporting `written` bytes (SPLIT-DEV-013/014).
+
+        The caller must already have written those bytes (e.g. `Chain.write_payload`).
+        """
+        self._check_live()
+        chain = self.in_flight.get(head)
+        if chain is None:
+            raise NotInFlight(f"head {head} is not held by the device")
+        if not 0 <= written <= chain.writable_len:
+            raise PayloadTooLarge(f"written {written} outside 0..{chain.writable_len}")
+        del self.in_flight[head]
+        self._write_used(head, written)
+
+    def _write_used(self, head: int, written: int) -> None:
+        """Fill the used element, then publish used.idx (publish C)."""
+        elem = self.layout.used_ring(slot(self.next_used, self.size))
+        self.mem.write_u32(elem, head)
+        self.mem.write_u32(elem + 4, written)
+        self.mem.barrier(Barrier.WRITE, "C")  # publish C
+        self.next_used = advance(self.next_used)
+        self.mem.write_u16(self.layout.used_idx, self.next_used)
+        self._unsignalled += 1
+
+    # --- used buffer notifications (§2.7.7.2) ----------------------------------------
+    def needs_notification(self) -> bool:
+        """Whether the driver asked to be interrupted for what was used since the last call.
+
+        Event-index mode: when used_event lies among the entries used since the last
+        call (SPLIT-DEV-011; more than 2^16 of them always notify). Flags mode: unless
+        the driver set VIRTQ_AVAIL_F_NO_INTERRUPT (SPLIT-DEV-009). Records the point.
+        """
+        self.mem.barrier(Barrier.FULL, "D")  # observe D
+        used, self._unsignalled = self._unsignalled, 0
+        old, self._signalled_used = self._signalled_used, self.next_used
+        if self.event_idx:
+            event = self.mem.read_u16(self.layout.used_event)
+            return used >= INDEX_MODULUS or bool(need_event(event, self.next_used, old))
+        return not self.mem.read_u16(self.layout.avail_flags) & AvailFlag.NO_INTERRUPT
+
+    # --- available buffer notifications (§2.7.10.2) ----------------------------------
+    def enable_notification(self) -> bool:
+        """Ask for kicks again, then re-check the ring; True means work arrived meanwhile.
+
+        Event-index mode publishes avail_event = next_avail; flags mode clears
+        VIRTQ_USED_F_NO_NOTIFY. The re-check after the fence is what prevents a lost
+        wake-up: a buffer published before the driver could see our request is found
+        here instead.
+        """
+        self._check_live()
+        if self.event_idx:
+            self.mem.write_u16(self.layout.avail_event, self.next_avail)
+        else:
+            self.mem.write_u16(self.layout.used_flags, 0)
+        self.mem.barrier(Barrier.FULL, "B")  # observe B
+        return self._pending() != 0
+
+    def disable_notification(self) -> None:
+        """Ask the driver not to kick (flags mode); a no-op with event indices.
+
+        With VIRTIO_F_EVENT_IDX the device leaves avail_event where it last put it, so
+        the driver kicks at most once more (when it publishes past that entry), as
+        Linux vhost and rust-vmm do.
+        """
+        self._check_live()
+        if not self.event_idx:
+            self.mem.write_u16(self.layout.used_flags, UsedFlag.NO_NOTIFY)
+
+    @property
+    def held_heads(self) -> list[int]:
+        """Heads taken and not yet returned (for the observer)."""
+        return list(self.in_flight)
+
+    # --- failure ---------------------------------------------------------------------
+    def _check_live(self) -> None:
+        if self.broken:
+            raise QueueBroken("this queue saw ring corruption; the device needs a reset")
+
+    def _fail(self, error: RingCorruption) -> NoReturn:
+        self.broken = True
+        raise error

@@ -1,0 +1,357 @@
+"""The driver side of a split virtqueue, with the API Linux's virtio_ring offers.
+
+Rules:
+- The driver owns, and is the only writer of: the descriptor table, the available
+  ring (flags, idx, ring) and used_event. It reads the used ring and avail_event and
+  trusts neither: a lying device raises a `DeviceError` subclass and the queue is
+  marked broken (Linux's BAD_RING) with no token handed out.
+- Its private state (free list, per-head records, shadow indices) never lives in
+  shared memory, so a device cannot corrupt it (Linux keeps `desc_extra` for this).
+- Ordering points are explicit and labelled; the device's matching barrier carries the
+  same label (docs/ordering.md):
+  A: descriptors and ring entry, then avail.idx          (device: avail.idx, then entry)
+  B: avail.idx, then avail_event / used.flags            (device: its event, then avail.idx)
+  C: used.idx, then the used element                     (device: element, then used.idx)
+  D: used_event / avail.flags, then used.idx             (device: used.idx, then its event)
+- Before the queue is live the whole ring is the driver's memory: construction zeroes
+  it (SPLIT-DRV-017) and writes the starting indices.
+
+Spec: §2.7.13 (supplying buffers), §2.7.14 (receiving used buffers), §2.7.7 and
+§2.7.10 (notification suppression), §2.7.5.3 (indirect descriptors).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import NoReturn
+
+from .alloc import GuestAllocator
+from .chain import Segment
+from .errors import (
+    BadBuffer,
+    NoSpace,
+    QueueBroken,
+    UsedIdNotOutstanding,
+    UsedIdOutOfRange,
+    UsedIndexJump,
+    UsedLengthTooLong,
+)
+from .layout import Descriptor, SplitLayout, avail_ring_bytes, desc_table_bytes, used_ring_bytes
+from .memory import Barrier, GuestMemory
+from .ring_math import advance, distance, need_event, slot, wrap
+from .spec import (
+    DESC_SIZE,
+    INDEX_MODULUS,
+    MAX_CHAIN_BYTES,
+    AvailFlag,
+    DescFlag,
+    Feature,
+    UsedFlag,
+    has_feature,
+)
+
+Token = Hashable
+
+
+@dataclass(slots=True)
+class _Outstanding:
+    """What the driver remembers about a head it handed to the device."""
+
+    token: Token
+    descs: int
+    writable: int
+    table: int | None
+
+
+class SplitDriver:
+    """Driver half of one split virtqueue over `mem` at `layout`.
+
+    `features` is the negotiated feature word; VIRTIO_F_EVENT_IDX and
+    VIRTIO_F_INDIRECT_DESC change behaviour. `allocator` supplies indirect tables
+    (without one, every buffer is direct). `notify` is the transport's doorbell,
+    called by `notify()`/`kick()`. `initial_index` starts both ring indices somewhere
+    other than 0, as a queue restored after migration would (the spec's reset value
+    is 0).
+    """
+
+    def __init__(
+        self,
+        mem: GuestMemory,
+        layout: SplitLayout,
+        features: int = 0,
+        *,
+        allocator: GuestAllocator | None = None,
+        notify: Callable[[], None] | None = None,
+        initial_index: int = 0,
+    ) -> None:
+        layout.validate(mem.size)
+        self.mem = mem
+        self.layout = layout
+        self.size = layout.size
+        self.event_idx = has_feature(features, Feature.EVENT_IDX)
+        self.indirect = has_feature(features, Feature.INDIRECT_DESC) and allocator is not None
+        self._allocator = allocator
+        self._notify = notify
+        self._next = [i + 1 for i in range(self.size)]
+        self._state: list[_Outstanding | None] = [None] * self.size
+        self.free_head = 0
+        self.num_free = self.size
+        self.outstanding = 0
+        self.avail_idx = wrap(initial_index)
+        self.last_used_idx = wrap(initial_index)
+        self._num_added = 0
+        self.no_interrupt = False
+        self.broken = False
+        self._zero_ring(initial_index)
+
+    def _zero_ring(self, initial_index: int) -> None:
+        """Zero all three parts and write the starting indices (SPLIT-DRV-017)."""
+        lay, mem = self.layout, self.mem
+        mem.fill(lay.desc, desc_table_bytes(self.size))
+        mem.fill(lay.avail, avail_ring_bytes(self.size))
+        mem.fill(lay.used, used_ring_bytes(self.size))
+        mem.write_u16(lay.avail_idx, wrap(initial_index))
+        mem.write_u16(lay.used_idx, wrap(initial_index))
+        mem.write_u16(lay.used_event, wrap(initial_index))
+        mem.write_u16(lay.avail_event, wrap(initial_index))
+
+    # --- adding buffers (§2.7.13) -----------------------------------------------------
+    def add_sgs(self, out: Sequence[Segment], in_: Sequence[Segment], token: Token) -> int:
+        """Expose a buffer: device-readable `out` then device-writable `in_` segments.
+
+        Returns the head descriptor index. Raises `NoSpace` when the free descriptors
+        do not suffice (nothing is written then) and `BadBuffer` for a buffer no
+        driver may add (no segments, 2^32 bytes or more, more parts than the queue
+        size, a segment outside memory, or a None token).
+        """
+        self._check_live()
+        segments = [(seg, 0) for seg in out] + [(seg, int(DescFlag.WRITE)) for seg in in_]
+        self._check_buffer(segments, token)
+        table = self._indirect_table(len(segments))
+        needed = 1 if table is not None else len(segments)
+        if self.num_free < needed:
+            if table is not None and self._allocator is not None:
+                self._allocator.free(table)
+            raise NoSpace(f"{needed} descriptors needed, {self.num_free} free")
+        if table is not None:
+            head = self._write_indirect(table, segments)
+        else:
+            head = self._write_direct(segments)
+        writable = sum(seg.len for seg in in_)
+        self._state[head] = _Outstanding(token, needed, writable, table)
+        self.outstanding += 1
+        self._publish(head)
+        return head
+
+    def add_outbuf(self, segments: Sequence[Segment], token: Token) -> int:
+        """Expose a device-readable buffer."""
+        return self.add_sgs(segments, (), token)
+
+    def add_inbuf(self, segments: Sequence[Segment], token: Token) -> int:
+        """Expose a device-writable buffer."""
+        return self.add_sgs((), segments, token)
+
+    def _check_buffer(self, segments: list[tuple[Segment, int]], token: Token) -> None:
+        if token is None:
+            raise BadBuffer("a buffer needs a token other than None")
+        if not segments:
+            raise BadBuffer("a buffer needs at least one segment")
+        if len(segments) > self.size:
+            raise BadBuffer(f"{len(segments)} segments exceed queue size {self.size}")
+        if sum(seg.len for seg, _ in segments) >= MAX_CHAIN_BYTES:
+            raise BadBuffer("a chain must stay below 2^32 bytes")
+        for seg, _ in segments:
+            if not self.mem.contains(seg.addr, seg.len):
+                raise BadBuffer(f"segment [{seg.addr:#x}, +{seg.len}) outside guest memory")
+
+    def _indirect_table(self, parts: int) -> int | None:
+        """Allocate an indirect table when it is negotiated and worth it (Linux's rule)."""
+        if not self.indirect or parts < 2 or self.num_free == 0 or self._allocator is None:
+            return None
+        return self._allocator.alloc(DESC_SIZE * parts, DESC_SIZE)
+
+    def _write_indirect(self, table: int, segments: list[tuple[Segment, int]]) -> int:
+        last = len(segments) - 1
+        for i, (seg, flags) in enumerate(segments):
+            chained = flags | (DescFlag.NEXT if i < last else 0)
+            desc = Descriptor(addr=seg.addr, len=seg.len, flags=chained, next=i + 1)
+            self.mem.write(table + DESC_SIZE * i, desc.pack())
+        head = self.free_head
+        pointer = Descriptor(
+            addr=table, len=DESC_SIZE * len(segments), flags=DescFlag.INDIRECT, next=self._next[head]
+        )
+        self.mem.write(self.layout.desc_addr(head), pointer.pack())
+        self.free_head = self._next[head]
+        self.num_free -= 1
+        return head
+
+    def _write_direct(self, segments: list[tuple[Segment, int]]) -> int:
+        head = index = self.free_head
+        last = len(segments) - 1
+        for i, (seg, flags) in enumerate(segments):
+            chained = flags | (DescFlag.NEXT if i < last else 0)
+            desc = Descriptor(addr=seg.addr, len=seg.len, flags=chained, next=self._next[index])
+            self.mem.write(self.layout.desc_addr(index), desc.pack())
+            if i < last:
+                index = self._next[index]
+        self.free_head = self._next[index]
+        self.num_free -= len(segments)
+        return head
+
+    def _publish(self, head: int) -> None:
+        """Place `head` in the available ring, then move avail.idx (§2.7.13.2-3)."""
+        lay = self.layout
+        self.mem.write_u16(lay.avail_ring(slot(self.avail_idx, self.size)), head)
+        self.mem.barrier(Barrier.WRITE, "A")  # publish A (SPLIT-DRV-024)
+        self.avail_idx = advance(self.avail_idx)
+        self.mem.write_u16(lay.avail_idx, self.avail_idx)
+        self._num_added += 1
+
+    # --- notifying the device (§2.7.13.4, §2.7.10) ----------------------------------
+    def kick_prepare(self) -> bool:
+        """Decide whether the device asked to be notified of what was added since last time.
+
+        Event-index mode: notify when avail_event lies among the entries published
+        since the previous call (SPLIT-DRV-022). Flags mode: notify unless the device
+        set VIRTQ_USED_F_NO_NOTIFY (SPLIT-DRV-020). Records the point it decided at.
+        """
+        self._check_live()
+        self.mem.barrier(Barrier.FULL, "B")  # publish B (SPLIT-DRV-025)
+        added, self._num_added = self._num_added, 0
+        new = self.avail_idx
+        old = wrap(new - added)
+        if self.event_idx:
+            event = self.mem.read_u16(self.layout.avail_event)
+            return added >= INDEX_MODULUS or bool(need_event(event, new, old))
+        return not self.mem.read_u16(self.layout.used_flags) & UsedFlag.NO_NOTIFY
+
+    def notify(self) -> None:
+        """Ring the transport's doorbell for this queue (no-op without a hook)."""
+        if self._notify is not None:
+            self._notify()
+
+    def kick(self) -> bool:
+        """`kick_prepare()` and, if it says so, `notify()`; returns whether it notified."""
+        needed = self.kick_prepare()
+        if needed:
+            self.notify()
+        return needed
+
+    # --- reclaiming used buffers (§2.7.14) --------------------------------------------
+    def get_buf(self) -> tuple[Token, int] | None:
+        """Return (token, written length) of the next used buffer, or None.
+
+        Checks everything the device wrote: used.idx may not run past what is
+        outstanding, the id must be an outstanding head, len at most its writable bytes.
+        """
+        self._check_live()
+        used_idx = self.mem.read_u16(self.layout.used_idx)
+        pending = distance(used_idx, self.last_used_idx)
+        if pending == 0:
+            return None
+        if pending > self.outstanding:
+            self._fail(UsedIndexJump(f"used.idx is {pending} ahead, {self.outstanding} outstanding"))
+        self.mem.barrier(Barrier.READ, "C")  # observe C
+        elem = self.layout.used_ring(slot(self.last_used_idx, self.size))
+        head = self.mem.read_u32(elem)
+        written = self.mem.read_u32(elem + 4)
+        if head >= self.size:
+            self._fail(UsedIdOutOfRange(f"used id {head} >= queue size {self.size}"))
+        record = self._state[head]
+        if record is None:
+            self._fail(UsedIdNotOutstanding(f"used id {head} is not an outstanding head"))
+        if written > record.writable:
+            self._fail(UsedLengthTooLong(f"used len {written} > {record.writable} writable bytes"))
+        self._detach(head, record)
+        self.last_used_idx = advance(self.last_used_idx)
+        if self.event_idx and not self.no_interrupt:
+            self.mem.write_u16(self.layout.used_event, self.last_used_idx)
+            self.mem.barrier(Barrier.FULL, "D")  # publish D
+        return record.token, written
+
+    def more_used(self) -> bool:
+        """Whether the device has used buffers not yet reclaimed (Linux virtqueue_poll)."""
+        self.mem.barrier(Barrier.FULL, "D")  # publish D
+        return self.mem.read_u16(self.layout.used_idx) != self.last_used_idx
+
+    def detach_unused_buf(self) -> Token | None:
+        """Take back one buffer the device never used; only once the device is reset.
+
+        For teardown (§3.3, INIT-DRV-008): the caller must have reset the device so
+        the queue is not live. Returns None when nothing is outstanding.
+        """
+        for head, record in enumerate(self._state):
+            if record is not None:
+                self._detach(head, record)
+                return record.token
+        return None
+
+    def _detach(self, head: int, record: _Outstanding) -> None:
+        """Return a head's descriptors (and indirect table) to the free lists."""
+        self._state[head] = None
+        self.outstanding -= 1
+        last = head
+        for _ in range(record.descs - 1):
+            last = self._next[last]
+        self._next[last] = self.free_head
+        self.free_head = head
+        self.num_free += record.descs
+        if record.table is not None and self._allocator is not None:
+            self._allocator.free(record.table)
+
+    # --- used buffer notifications (§2.7.7) ------------------------------------------
+    def disable_cb(self) -> None:
+        """Ask the device not to interrupt (flags mode: VIRTQ_AVAIL_F_NO_INTERRUPT).
+
+        In event-index mode nothing is written: used_event stays where it was, so the
+        device may interrupt once more when it passes it (spurious, SPLIT-DRV-015).
+        """
+        if not self.no_interrupt:
+            self.no_interrupt = True
+            if not self.event_idx:
+                self.mem.write_u16(self.layout.avail_flags, AvailFlag.NO_INTERRUPT)
+
+    def enable_cb(self) -> bool:
+        """Ask to be interrupted for the next used buffer; False if some are already there."""
+        self._arm(self.last_used_idx)
+        return not self._used_beyond(0)
+
+    def enable_cb_delayed(self) -> bool:
+        """Ask to be interrupted once about 3/4 of the outstanding buffers are used.
+
+        False if that many are already used (the caller should poll instead).
+        """
+        bufs = distance(self.avail_idx, self.last_used_idx) * 3 // 4
+        self._arm(advance(self.last_used_idx, bufs))
+        return not self._used_beyond(bufs)
+
+    def _arm(self, event: int) -> None:
+        """Clear the suppression flag / publish used_event, then fence (publish D)."""
+        if self.no_interrupt:
+            self.no_interrupt = False
+            if not self.event_idx:
+                self.mem.write_u16(self.layout.avail_flags, 0)
+        if self.event_idx:
+            self.mem.write_u16(self.layout.used_event, event)
+        self.mem.barrier(Barrier.FULL, "D")  # publish D
+
+    def _used_beyond(self, count: int) -> bool:
+        used_idx = self.mem.read_u16(self.layout.used_idx)
+        return bool(distance(used_idx, self.last_used_idx) > count)
+
+    # --- observation ------------------------------------------------------------------
+    def token_of(self, head: int) -> Token | None:
+        """The token of outstanding head `head`, or None (for the observer)."""
+        record = self._state[head] if 0 <= head < self.size else None
+        return None if record is None else record.token
+
+    # --- failure ---------------------------------------------------------------------
+    def _check_live(self) -> None:
+        if self.broken:
+            raise QueueBroken("the device broke this queue earlier; reset it")
+
+    def _fail(self, error: Exception) -> NoReturn:
+        self.broken = True
+        raise error
+

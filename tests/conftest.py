@@ -1,0 +1,27 @@
+"""Shared pytest configuration: Hypothesis profiles and the `spec` marker.
+
+Profiles (select with HYPOTHESIS_PROFILE): `ci` (default: the suite as CI runs it),
+`dev` (quick), `thorough` (a long fuzzing campaign; see README).
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci",
+    max_examples=60,
+    stateful_step_count=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile("dev", parent=settings.get_profile("ci"), max_examples=15)
+settings.register_profile(
+    "thorough",
+    parent=settings.get_profile("ci"),
+    max_examples=5000,
+    stateful_step_count=200,
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
