@@ -75,6 +75,8 @@ def written_bytes(mem: GuestMemory, layout: SplitLayout, head: int, length: int)
     table, index = layout.desc, head
     remaining = length
     for _ in range(2 * layout.size + 1):
+        if not remaining:
+            break
         desc = Descriptor.unpack(mem.read(table + DESC_SIZE * index, DESC_SIZE))
         if desc.flags & DescFlag.INDIRECT:
             table, index = desc.addr, 0
