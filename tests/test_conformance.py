@@ -169,6 +169,19 @@ TOY_TESTS = {
         def test_marked():
             pass
     """,
+    "test_machine_toyfx.py": """
+        import pytest
+        from hypothesis.stateful import RuleBasedStateMachine, rule
+
+        pytestmark = pytest.mark.spec("TOY-DEV-001")
+
+        class Toy(RuleBasedStateMachine):
+            @rule()
+            def step(self):
+                pass
+
+        TestToy = Toy.TestCase
+    """,
     "test_skipped_toyfx.py": """
         import pytest
 
@@ -198,6 +211,7 @@ def test_collection_reads_markers_and_classifies_tests(tmp_path: Path) -> None:
             ("TOY-DRV-002", "TOY-DEV-001"),
         ),
         (CheckKind.TEST, "tests/test_plain_toyfx.py::test_marked", ("TOY-DEV-002",)),
+        (CheckKind.STATEFUL, "tests/test_machine_toyfx.py::TestToy::runTest", ("TOY-DEV-001",)),
     }
     assert skipped == ["tests/test_skipped_toyfx.py"]
 
