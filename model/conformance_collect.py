@@ -36,7 +36,7 @@ from typing import Protocol
 
 import pytest
 
-from model.conformance import Check, CheckKind, ConformanceError
+from model.conformance_matrix import Check, CheckKind, ConformanceError
 
 HOSTILE_PREFIXES = ("test_hostile",)
 STATEFUL_PREFIXES = ("test_refines", "test_stateful")

@@ -28,7 +28,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from model.conformance import load_requirements, locate_requirements
+from model.conformance_matrix import load_requirements, locate_requirements
 
 LEVELS = ("chapter", "section", "subsection", "subsubsection", "paragraph", "subparagraph")
 _HEADING = re.compile(r"\\(?:(?:driver|device)normative\{\\)?(" + "|".join(LEVELS) + r")(\*?)[{}]")

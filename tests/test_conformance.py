@@ -4,6 +4,8 @@ The synthetic half builds a four-row requirements file and hand-made checks, so 
 verdict (unknown id, stale file, ratchet) is decided by data the test wrote itself.
 The collection half runs the real in-process pytest collection on a throwaway tree.
 The last tests run the real check against this repository and audit the error classes.
+
+Spec: none of its own (tooling); the error audit ties `impl.errors` sections to the ids.
 """
 
 from __future__ import annotations
@@ -18,25 +20,27 @@ import pytest
 
 from model.conformance import (
     DOC_PATH,
-    ENV_REQUIREMENTS,
-    Check,
-    CheckKind,
-    ConformanceError,
-    Matrix,
     RatchetError,
-    Status,
-    build,
     judge,
     load_matrix,
-    load_not_applicable,
-    load_requirements,
-    load_sections,
-    locate_requirements,
     parse_ratchet,
     raise_ratchet,
     render,
 )
 from model.conformance_collect import collect_errors, collect_proofs, collect_tests
+from model.conformance_matrix import (
+    ENV_REQUIREMENTS,
+    Check,
+    CheckKind,
+    ConformanceError,
+    Matrix,
+    Status,
+    build,
+    load_not_applicable,
+    load_requirements,
+    load_sections,
+    locate_requirements,
+)
 
 HEADER = "id\tarea\tside\tlevel\tspec_section\tspec_source\tstatement\n"
 ROWS = [
