@@ -85,7 +85,18 @@ def _cell(text: str) -> str:
 
 
 def _checks_cell(row: Row) -> str:
-    parts = [f"{_KIND_LABEL[c.kind]} `{_cell(c.name)}`" for c in row.checks]
+    """The checks of a row; tests of one module share one `path: test, test` entry."""
+    groups: dict[tuple[CheckKind, str], list[str]] = {}
+    for check in row.checks:
+        module, sep, test = check.name.partition("::")
+        if sep and check.kind != CheckKind.PROOF:
+            groups.setdefault((check.kind, module), []).append(test)
+        else:
+            groups.setdefault((check.kind, check.name), [])
+    parts = []
+    for (kind, name), tests in groups.items():
+        names = ", ".join(f"`{_cell(test)}`" for test in tests)
+        parts.append(f"{_KIND_LABEL[kind]} `{_cell(name)}`" + (f": {names}" if tests else ""))
     if row.reason:
         parts.append(f"n/a: {_cell(row.reason)}")
     return "; ".join(parts)
