@@ -90,10 +90,15 @@ class _SpecPlugin:
         for item in session.items:
             ids: list[object] = []
             for marker in item.iter_markers("spec"):
+                if not marker.args:
+                    self.failed.append(f"{item.nodeid}: a spec marker without ids")
                 ids.extend(marker.args)
             if ids:
                 name = item.nodeid.split("[", 1)[0]
-                self.checks.append(Check(kind_of_test(item), name, _ids(ids, name)))
+                try:
+                    self.checks.append(Check(kind_of_test(item), name, _ids(ids, name)))
+                except ConformanceError as error:
+                    self.failed.append(str(error))
 
 
 def collect_tests(root: Path) -> tuple[list[Check], list[str]]:

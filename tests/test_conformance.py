@@ -220,9 +220,25 @@ def test_collection_reads_markers_and_classifies_tests(tmp_path: Path) -> None:
     assert skipped == ["tests/test_skipped_toyfx.py"]
 
 
-def test_collection_error_is_fatal(tmp_path: Path) -> None:
-    _toy_repo(tmp_path, {"test_broken_toyfx.py": "import no_such_module_toyfx\n"})
-    with pytest.raises(ConformanceError, match="collection failed"):
+@pytest.mark.parametrize(
+    ("module", "body", "message"),
+    [
+        ("test_import_toyfx.py", "import no_such_module_toyfx\n", "no_such_module_toyfx"),
+        (
+            "test_empty_toyfx.py",
+            "import pytest\n\n@pytest.mark.spec()\ndef test_empty():\n    pass\n",
+            "without ids",
+        ),
+        (
+            "test_number_toyfx.py",
+            "import pytest\n\n@pytest.mark.spec(7)\ndef test_number():\n    pass\n",
+            "must be strings",
+        ),
+    ],
+)
+def test_collection_errors_are_fatal(tmp_path: Path, module: str, body: str, message: str) -> None:
+    _toy_repo(tmp_path, {module: body})
+    with pytest.raises(ConformanceError, match=message):
         collect_tests(tmp_path)
 
 
