@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from model.conformance_matrix import load_requirements, locate_requirements
@@ -37,20 +38,27 @@ _COMMENT = re.compile(r"(?<!\\)%.*")
 SECTIONS_TSV = Path(__file__).with_name("spec_sections.tsv")
 
 
-def _show(git_dir: str, commit: str, path: str) -> list[str]:
-    """The lines of `path` at `commit` in the bare repository `git_dir`."""
-    name = path if path.endswith(".tex") else path + ".tex"
-    out = subprocess.run(
-        ["git", "-C", git_dir, "show", f"{commit}:{name}"],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return out.stdout.splitlines()
+Reader = Callable[[str], list[str]]
+"""Returns the lines of one spec source file, given its path with the `.tex` suffix."""
 
 
-def number_blocks(git_dir: str, commit: str = "HEAD") -> dict[str, str]:
-    """Map every `file:line` holding a heading to its dotted section number."""
+def git_reader(git_dir: str, commit: str = "HEAD") -> Reader:
+    """A `Reader` over the files of `commit` in the (bare) repository `git_dir`."""
+
+    def read(name: str) -> list[str]:
+        out = subprocess.run(
+            ["git", "-C", git_dir, "show", f"{commit}:{name}"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return out.stdout.splitlines()
+
+    return read
+
+
+def number_blocks(read: Reader, root: str = "main.tex") -> dict[str, str]:
+    """Map every `file:line` holding a numbered heading to its dotted section number."""
     counters = [0] * len(LEVELS)
     numbers: dict[str, str] = {}
     done = False
@@ -58,7 +66,7 @@ def number_blocks(git_dir: str, commit: str = "HEAD") -> dict[str, str]:
     def walk(path: str) -> None:
         nonlocal done
         name = path if path.endswith(".tex") else path + ".tex"
-        for lineno, raw in enumerate(_show(git_dir, commit, path), start=1):
+        for lineno, raw in enumerate(read(name), start=1):
             if done:
                 return
             line = _COMMENT.sub("", raw)
@@ -74,7 +82,7 @@ def number_blocks(git_dir: str, commit: str = "HEAD") -> dict[str, str]:
             for included in _INPUT.findall(line):
                 walk(included)
 
-    walk("main.tex")
+    walk(root)
     return numbers
 
 
@@ -84,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args:
         print(__doc__)
         return 2
-    numbers = number_blocks(args[0], args[1] if len(args) > 1 else "HEAD")
+    numbers = number_blocks(git_reader(args[0], args[1] if len(args) > 1 else "HEAD"))
     sources = sorted(
         {req.source for req in load_requirements(locate_requirements())},
         key=lambda s: (s.split(":")[0], int(s.split(":")[1])),

@@ -41,6 +41,7 @@ from model.conformance_matrix import (
     load_sections,
     locate_requirements,
 )
+from model.spec_numbers import number_blocks
 
 HEADER = "id\tarea\tside\tlevel\tspec_section\tspec_source\tstatement\n"
 ROWS = [
@@ -277,3 +278,31 @@ def test_not_applicable_table_is_well_formed() -> None:
     table = load_not_applicable()
     assert table, "model/not_applicable.tsv is empty or missing"
     assert all(reason and "\n" not in reason for reason in table.values())
+
+
+def test_section_numbering_follows_latex() -> None:
+    """Inputs are followed in place, starred headings and comments do not count, the
+    normative macros count at the level they wrap, and \\appendix stops numbering."""
+    files = {
+        "main.tex": ["\\chapter{Intro}", "\\input{body}", "\\appendix", "\\chapter{App}"],
+        "body.tex": [
+            "\\chapter{Basics}",
+            "\\section*{Unnumbered}",
+            "% \\section{Commented out}",
+            "\\section{Rings}",
+            "\\drivernormative{\\subsection}{Rings}{label}",
+            "\\devicenormative{\\subsection}{Rings}{label}",
+            "\\section{Next}",
+            "\\paragraph{Deep}",
+        ],
+    }
+    numbers = number_blocks(files.__getitem__)
+    assert numbers == {
+        "main.tex:1": "1",
+        "body.tex:1": "2",
+        "body.tex:4": "2.1",
+        "body.tex:5": "2.1.1",
+        "body.tex:6": "2.1.2",
+        "body.tex:7": "2.2",
+        "body.tex:8": "2.2.0.0.1",
+    }
