@@ -89,10 +89,9 @@ class ChainError(DriverError, abstract=True):
 
 
 class NextOutOfRange(ChainError):
-    """A descriptor's `next` names an index at or beyond the table size."""
+    """A descriptor's `next` names an index at or beyond the table size (no MUST names this)."""
 
     section = "2.7.5"
-    spec_ids = ("SPLIT-DEV-001",)
 
 
 class DescriptorLoop(ChainError):
@@ -138,10 +137,9 @@ class IndirectWithNext(ChainError):
 
 
 class BadIndirectTable(ChainError):
-    """An indirect table whose length is 0 or not a multiple of 16 bytes."""
+    """An indirect table whose length is 0 or not a multiple of 16 bytes (no MUST names this)."""
 
     section = "2.7.5.3"
-    spec_ids = ("SPLIT-DEV-006",)
 
 
 class ReadableAfterWritable(ChainError):
@@ -152,10 +150,9 @@ class ReadableAfterWritable(ChainError):
 
 
 class BufferOutOfBounds(ChainError):
-    """A buffer (or an indirect table) whose addr+len lies outside guest memory."""
+    """A buffer or indirect table whose addr+len lies outside guest memory (no MUST names this)."""
 
     section = "2.7.5"
-    spec_ids = ("SPLIT-DEV-001",)
 
 
 class RingCorruption(DriverError, abstract=True):
@@ -163,17 +160,21 @@ class RingCorruption(DriverError, abstract=True):
 
 
 class HeadOutOfRange(RingCorruption):
-    """An available ring entry names a head at or beyond the queue size."""
+    """An available ring entry names a head at or beyond the queue size (no MUST names this)."""
 
     section = "2.7.6"
-    spec_ids = ("SPLIT-DEV-001",)
 
 
 class AvailIndexJump(RingCorruption):
-    """avail.idx ran more than the queue size ahead of the device's next_avail."""
+    """avail.idx ran more than the queue size ahead of the device's next_avail.
+
+    Either the driver overwrote ring entries of buffers still exposed (INIT-DRV-007) or
+    it moved avail.idx back by more than the queue size (SPLIT-DRV-010): modulo 2^16
+    the device cannot tell the two apart.
+    """
 
     section = "2.7.6"
-    spec_ids = ("SPLIT-DRV-010",)
+    spec_ids = ("INIT-DRV-007", "SPLIT-DRV-010")
 
 
 class AvailIndexDecrement(RingCorruption):
@@ -237,16 +238,16 @@ class NotInFlight(UsageError):
 
 
 class PayloadTooLarge(UsageError):
-    """A device tried to write more bytes than a chain's writable segments hold (§2.7.4)."""
+    """A device tried to write more bytes than a chain's writable segments hold (§2.7.5.1)."""
 
-    section = "2.7.4.1"
+    section = "2.7.5.1"
     spec_ids = ("SPLIT-DEV-003",)
 
 
 class HeadAlreadyInFlight(RingCorruption):
     """An available entry names a head the device already holds: one buffer exposed twice."""
 
-    section = "2.7.6.1"
+    section = "3.3.1"
     spec_ids = ("INIT-DRV-007",)
 
 
