@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import ClassVar
 
 from .errors import InvalidLayout
@@ -151,7 +152,7 @@ class SplitLayout:
             if not (0 <= addr and addr + length <= memory_size):
                 raise InvalidLayout(f"{name} [{addr:#x}, +{length}) lies outside guest memory")
         spans = sorted((addr, addr + length) for _, addr, length, _ in parts)
-        for (_, end_a), (start_b, _) in zip(spans, spans[1:], strict=False):
+        for (_, end_a), (start_b, _) in pairwise(spans):
             if start_b < end_a:
                 raise InvalidLayout("virtqueue parts overlap")
 

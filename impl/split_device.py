@@ -103,9 +103,13 @@ class SplitDevice:
         avail_idx = self.mem.read_u16(self.layout.avail_idx)
         pending = distance(avail_idx, self.next_avail)
         if pending > self.size:
-            self._fail(AvailIndexJump(f"avail.idx {avail_idx} is {pending} ahead of {self.next_avail}"))
+            self._fail(
+                AvailIndexJump(f"avail.idx {avail_idx} is {pending} ahead of {self.next_avail}")
+            )
         if pending < distance(self._avail_seen, self.next_avail):
-            self._fail(AvailIndexDecrement(f"avail.idx went back from {self._avail_seen} to {avail_idx}"))
+            self._fail(
+                AvailIndexDecrement(f"avail.idx went back from {self._avail_seen} to {avail_idx}")
+            )
         self._avail_seen = avail_idx
         return int(pending)
 

@@ -178,8 +178,9 @@ class SplitDriver:
             desc = Descriptor(addr=seg.addr, len=seg.len, flags=chained, next=i + 1)
             self.mem.write(table + DESC_SIZE * i, desc.pack())
         head = self.free_head
+        table_len = DESC_SIZE * len(segments)
         pointer = Descriptor(
-            addr=table, len=DESC_SIZE * len(segments), flags=DescFlag.INDIRECT, next=self._next[head]
+            addr=table, len=table_len, flags=DescFlag.INDIRECT, next=self._next[head]
         )
         self.mem.write(self.layout.desc_addr(head), pointer.pack())
         self.free_head = self._next[head]
@@ -251,7 +252,9 @@ class SplitDriver:
         if pending == 0:
             return None
         if pending > self.outstanding:
-            self._fail(UsedIndexJump(f"used.idx is {pending} ahead, {self.outstanding} outstanding"))
+            self._fail(
+                UsedIndexJump(f"used.idx is {pending} ahead, {self.outstanding} outstanding")
+            )
         self.mem.barrier(Barrier.READ, "C")  # observe C
         elem = self.layout.used_ring(slot(self.last_used_idx, self.size))
         head = self.mem.read_u32(elem)
@@ -262,7 +265,9 @@ class SplitDriver:
         if record is None:
             self._fail(UsedIdNotOutstanding(f"used id {head} is not an outstanding head"))
         if written > record.writable:
-            self._fail(UsedLengthTooLong(f"used len {written} > {record.writable} writable bytes"))
+            self._fail(
+                UsedLengthTooLong(f"used len {written} > {record.writable} writable bytes")
+            )
         self._detach(head, record)
         self.last_used_idx = advance(self.last_used_idx)
         if self.event_idx and not self.no_interrupt:

@@ -46,7 +46,9 @@ def reference_driver(
     return SplitDriver(mem, layout, features, allocator=allocator, initial_index=start)
 
 
-def reference_device(mem: GuestMemory, layout: SplitLayout, features: int, start: int) -> SplitDevice:
+def reference_device(
+    mem: GuestMemory, layout: SplitLayout, features: int, start: int
+) -> SplitDevice:
     """The reference device, as the machine builds it."""
     return SplitDevice(mem, layout, features, initial_index=start)
 
@@ -93,7 +95,8 @@ class SplitQueueMachine(RuleBasedStateMachine):
         self.backing = bytearray(data_start + DATA_BYTES)
         self.mem = GuestMemory(backing=self.backing)
         self.allocator = GuestAllocator(data_start, len(self.backing))
-        note(f"size={size} event_idx={event_idx} indirect={indirect} legacy={legacy} start={self.start}")
+        note(f"size={size} event_idx={event_idx} indirect={indirect} legacy={legacy}")
+        note(f"start={self.start}")
         self._build()
 
     def _build(self) -> None:
@@ -106,6 +109,7 @@ class SplitQueueMachine(RuleBasedStateMachine):
         self.model = VirtqueueModel(self.layout.size, self.event_idx, self.start)
         self.next_token = 0
         self.segments: dict[int, tuple[list[Segment], list[Segment]]] = {}
+        self.heads: dict[int, int] = {}
         self.held: dict[int, Chain] = {}
         self.ready = True
 
@@ -132,6 +136,7 @@ class SplitQueueMachine(RuleBasedStateMachine):
             return
         note(f"add token={token} head={head} out={[len(d) for d in out]} room={room}")
         self.segments[token] = (out_segs, in_segs)
+        self.heads[token] = head
         self.model.add(token, Buffer(tuple(out), tuple(room)))
         assert self.model.outstanding <= self.layout.size
 
@@ -159,8 +164,9 @@ class SplitQueueMachine(RuleBasedStateMachine):
             assert got is None, f"get_buf returned {got} but nothing was used"
             return
         token, data = want
-        assert got == (token, len(data)), f"get_buf returned {got}, the model says {(token, len(data))}"
+        assert got == (token, len(data)), f"get_buf returned {got}, the model says {want}"
         out_segs, in_segs = self.segments.pop(token)
+        del self.heads[token]
         seen = b"".join(self.mem.read(s.addr, s.len) for s in in_segs)[: len(data)]
         assert seen == data, "the bytes the device wrote are not what the driver reads"
         for seg in out_segs + in_segs:
@@ -276,7 +282,7 @@ class SplitQueueMachine(RuleBasedStateMachine):
         if not self.model.available:
             return
         token, _ = self.model.available[0]
-        head = next(h for h in range(self.layout.size) if self.driver.token_of(h) == token)
+        head = self.heads[token]
         raw = Descriptor.unpack(self.mem.read(self.layout.desc_addr(head), DESC_SIZE))
         broken = Descriptor(addr=raw.addr, len=raw.len, flags=raw.flags | DescFlag.NEXT,
                             next=self.layout.size)
@@ -330,21 +336,25 @@ class SplitQueueMachine(RuleBasedStateMachine):
         used_idx = self.mem.read_u16(self.layout.used_idx)
         assert distance(avail_idx, used_idx) <= self.layout.size
         if isinstance(self.driver, SplitDriver):
-            check_descriptor_partition(self.driver, self.mem)
+            live = set(self.heads.values())
+            assert all(self.driver.token_of(h) == t for t, h in self.heads.items())
+            check_descriptor_partition(self.driver, self.mem, live)
 
 
-def check_descriptor_partition(driver: SplitDriver, mem: GuestMemory) -> None:
-    """Every descriptor index is in exactly one place: the free list or one live chain."""
+def check_descriptor_partition(driver: SplitDriver, mem: GuestMemory, live: set[int]) -> None:
+    """Every descriptor index is in exactly one place: the free list or one live chain.
+
+    `live` are the heads the driver handed out and has not reclaimed.
+    """
     size = driver.size
+    assert driver.outstanding == len(live), "the driver's outstanding count is off"
     owner: dict[int, str] = {}
     index = driver.free_head
     for _ in range(driver.num_free):
         assert index not in owner, f"descriptor {index} is twice in the free list"
         owner[index] = "free"
         index = driver._next[index]
-    for head in range(size):
-        if driver.token_of(head) is None:
-            continue
+    for head in sorted(live):
         index = head
         for _ in range(size):
             assert index not in owner, f"descriptor {index} is in two places"
