@@ -16,11 +16,22 @@ Linux `vring_need_event` for the formula the spec describes in words.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from .spec import INDEX_BITS
 
-Index = TypeVar("Index", int, Any)
+_Self = TypeVar("_Self", bound="Modular")
+
+
+class Modular(Protocol):
+    """What index arithmetic needs of a value: `int` has it, and so has a Z3 bit-vector."""
+
+    def __add__(self: _Self, other: _Self | int, /) -> _Self: ...
+    def __sub__(self: _Self, other: _Self | int, /) -> _Self: ...
+    def __and__(self: _Self, other: int, /) -> _Self: ...
+
+
+Index = TypeVar("Index", bound=Modular)
 """An index value: a Python int or a Z3 bit-vector term of the ring's index width."""
 
 
@@ -34,7 +45,7 @@ def wrap(value: Index, bits: int = INDEX_BITS) -> Index:
     return value & mask(bits)
 
 
-def advance(idx: Index, by: Index | int = 1, bits: int = INDEX_BITS) -> Index:
+def advance(idx: Index, by: int = 1, bits: int = INDEX_BITS) -> Index:
     """The index `by` entries after `idx`, wrapping at 2**bits."""
     return wrap(idx + by, bits)
 
