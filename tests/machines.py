@@ -212,10 +212,13 @@ class SplitQueueMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.ready and self.held)
     @rule(data=st.data())
     def push_used(self, data: st.DataObject) -> None:
-        """The device answers one buffer it holds (any of them), writing some bytes."""
+        """The device answers one buffer it holds (any of them): filling it, or writing a prefix."""
         token = data.draw(st.sampled_from(sorted(self.held)), label="token")
         chain = self.held.pop(token)
-        answer = data.draw(st.binary(max_size=chain.writable_len), label="answer")
+        size = chain.writable_len
+        answer = data.draw(
+            st.binary(min_size=size, max_size=size) | st.binary(max_size=size), label="answer"
+        )
         chain.write_payload(self.device_mem, answer)
         note(f"push_used token={token} head={chain.head} len={len(answer)}")
         self.device.push_used(chain.head, len(answer))
