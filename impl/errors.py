@@ -255,3 +255,28 @@ class NotConforming(VirtioError):
     """An observed ring is not in a state a conforming pair can reach (the oracle's verdict)."""
 
     section = "2.7"
+
+
+# --- native peers (§2.7.5, §2.7.6) -------------------------------------------------------
+class PeerRejectedChain(ChainError):
+    """A native peer device (Linux vringh) refused a chain and gave only an errno (§2.7.5).
+
+    The peer does not say which rule broke; `errno` is what it returned. The adapter
+    applies the project's recovery (head returned used with length 0) before raising.
+    """
+
+    section = "2.7.5"
+
+    def __init__(self, message: str, errno: int) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+
+class PeerRejectedRing(RingCorruption):
+    """A native peer device refused the available ring itself (a head out of range, §2.7.6)."""
+
+    section = "2.7.6"
+
+    def __init__(self, message: str, errno: int) -> None:
+        super().__init__(message)
+        self.errno = errno
