@@ -364,3 +364,22 @@ def linux_driver(
 def linux_device(mem: GuestMemory, layout: SplitLayout, features: int, start: int) -> LinuxDevice:
     """A machine device factory for vringh."""
     return LinuxDevice(mem, layout, features, initial_index=start)
+
+
+DISABLED_USED_EVENT = 0
+"""What Linux's disable_cb writes to used_event in event-index mode (its own choice)."""
+
+
+def require_library() -> ctypes.CDLL | None:
+    """The peer library; None if the user opted out, a test failure if it cannot be built."""
+    import pytest
+
+    from .build import NO_PEERS_ENV, PeerUnavailable, peers_disabled
+
+    if peers_disabled():
+        return None
+    try:
+        return library()
+    except PeerUnavailable as error:
+        pytest.fail(f"the Linux peer is unavailable: {error}\n"
+                    f"(set {NO_PEERS_ENV}=1 to run without native peers)", pytrace=False)
