@@ -1,0 +1,61 @@
+"""Every proof obligation can fail: fed a broken function, it returns a counterexample.
+
+Each mutant is a bug of the kind real ring code has had (an off-by-one, a missing
+16-bit mask, a slot taken modulo the wrong value, a walk without its loop check). The
+test hands the mutant to the obligation in place of the `impl` function and asserts the
+verdict is a counterexample whose values are concrete integers a person can read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from impl import ring_math
+from proofs import ring_index
+from proofs.verdict import Status, Verdict, check_claims
+
+
+def _refuted(verdict: Verdict) -> None:
+    assert verdict.status is Status.COUNTEREXAMPLE, verdict
+    assert verdict.counterexample
+    assert all(isinstance(v, int | bool) for v in verdict.counterexample.values())
+    assert verdict.describe()
+
+
+def unmasked_advance(idx: Any, by: int = 1, bits: int = 16) -> Any:
+    """advance without the wrap: 0xffff + 1 becomes 0x10000."""
+    return idx + by
+
+
+def slot_mod_size_plus_one(idx: Any, size: int, bits: int = 16) -> Any:
+    """slot masking with `size` instead of `size - 1`."""
+    return idx & size & ring_math.mask(bits)
+
+
+def unmasked_distance(newer: Any, older: Any, bits: int = 16) -> Any:
+    """distance without the modulo: wrong once an index wraps past 65535."""
+    return newer - older
+
+
+def test_index_wraparound_can_fail_without_the_wrap_mask() -> None:
+    _refuted(check_claims(ring_index.slot_claims(advance=unmasked_advance)))
+
+
+def test_index_wraparound_can_fail_with_the_wrong_slot_mask() -> None:
+    _refuted(check_claims(ring_index.slot_claims(slot=slot_mod_size_plus_one)))
+
+
+def test_index_wraparound_in_flight_can_fail_without_the_modulo() -> None:
+    _refuted(check_claims(ring_index.in_flight_claims(in_flight=unmasked_distance)))
+
+
+@pytest.mark.spec("SPLIT-DRV-010", "INIT-DRV-007")
+def test_index_wraparound_idx_checks_can_fail_without_the_modulo() -> None:
+    _refuted(check_claims(ring_index.avail_check_claims(distance=unmasked_distance)))
+    _refuted(check_claims(ring_index.used_check_claims(distance=unmasked_distance)))
+
+
+def test_index_wraparound_is_proved_for_the_real_functions() -> None:
+    assert check_claims(ring_index.claims()).ok
