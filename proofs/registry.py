@@ -39,6 +39,12 @@ def _index_wraparound() -> list[Claim]:
     return ring_index.claims()
 
 
+def _notification() -> list[Claim]:
+    from . import notification
+
+    return notification.claims()
+
+
 def all_obligations() -> list[Obligation]:
     """Every obligation, in the order `python -m proofs` prints them."""
     return [
@@ -57,6 +63,24 @@ def all_obligations() -> list[Obligation]:
             ),
             bound="all sizes 1..32768, all 16-bit indices",
             build=_index_wraparound,
+        ),
+        Obligation(
+            name="proof_need_event_matches_2_7_7_2",
+            prop="need_event is 'event in [old,new)'; both sides notify exactly as the event "
+            "index or the flags ask",
+            spec_ids=(
+                "SPLIT-DRV-018", "SPLIT-DRV-019", "SPLIT-DRV-020", "SPLIT-DRV-021",
+                "SPLIT-DRV-022", "SPLIT-DRV-023",
+                "SPLIT-DEV-007", "SPLIT-DEV-008", "SPLIT-DEV-009", "SPLIT-DEV-010",
+                "SPLIT-DEV-011", "SPLIT-DEV-012",
+            ),
+            impl_functions=(
+                "impl.ring_math.need_event",
+                "impl.split_driver.SplitDriver.kick_prepare",
+                "impl.split_device.SplitDevice.needs_notification",
+            ),
+            bound="all 16-bit indices, any batch of 1..2^32-1 entries, any 16-bit flags",
+            build=_notification,
         ),
     ]
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from impl import ring_math
-from proofs import ring_index
+from proofs import notification, ring_index
 from proofs.verdict import Status, Verdict, check_claims
 
 
@@ -59,3 +59,33 @@ def test_index_wraparound_idx_checks_can_fail_without_the_modulo() -> None:
 
 def test_index_wraparound_is_proved_for_the_real_functions() -> None:
     assert check_claims(ring_index.claims()).ok
+
+
+def off_by_one_need_event(event: Any, new: Any, old: Any, bits: int = 16) -> Any:
+    """need_event testing `new - event` instead of `new - event - 1`."""
+    return ring_math.ult(ring_math.wrap(new - event, bits), ring_math.distance(new, old, bits))
+
+
+def half_masked_need_event(event: Any, new: Any, old: Any, bits: int = 16) -> Any:
+    """need_event that forgets the 16-bit wrap of `new - old`."""
+    return ring_math.ult(ring_math.wrap(new - event - 1, bits), new - old)
+
+
+def inclusive_need_event(event: Any, new: Any, old: Any, bits: int = 16) -> Any:
+    """need_event with `<=`: also fires when event == new (one entry too early)."""
+    import z3
+
+    return z3.ULE(ring_math.wrap(new - event - 1, bits), ring_math.distance(new, old, bits))
+
+
+@pytest.mark.spec("SPLIT-DRV-022", "SPLIT-DEV-011", "SPLIT-DRV-023", "SPLIT-DEV-012")
+@pytest.mark.parametrize(
+    "mutant", [off_by_one_need_event, half_masked_need_event, inclusive_need_event]
+)
+def test_need_event_obligation_can_fail(mutant: Any) -> None:
+    _refuted(check_claims(notification.need_event_claims(mutant)))
+    _refuted(check_claims(notification.claims(mutant)[1:]))
+
+
+def test_notification_is_proved_for_the_real_function() -> None:
+    assert check_claims(notification.claims()).ok
