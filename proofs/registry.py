@@ -45,6 +45,12 @@ def _notification() -> list[Claim]:
     return notification.claims()
 
 
+def _layout() -> list[Claim]:
+    from . import ring_layout
+
+    return ring_layout.claims()
+
+
 def all_obligations() -> list[Obligation]:
     """Every obligation, in the order `python -m proofs` prints them."""
     return [
@@ -81,6 +87,23 @@ def all_obligations() -> list[Obligation]:
             ),
             bound="all 16-bit indices, any batch of 1..2^32-1 entries, any 16-bit flags",
             build=_notification,
+        ),
+        Obligation(
+            name="proof_layout_aligned_disjoint_2_7",
+            prop="modern and legacy split rings: parts aligned, disjoint, sized as the "
+            "§2.7 table, fields inside",
+            spec_ids=("SPLIT-DRV-001",),
+            impl_functions=(
+                "impl.layout.SplitLayout.modern",
+                "impl.layout.SplitLayout.legacy",
+                "impl.layout.align_up",
+                "impl.layout.desc_table_bytes",
+                "impl.layout.avail_ring_bytes",
+                "impl.layout.used_ring_bytes",
+                "impl.layout.SplitLayout (field addresses)",
+            ),
+            bound="all sizes 1..32768, every base address below 2^64, every slot",
+            build=_layout,
         ),
     ]
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from impl import ring_math
-from proofs import notification, ring_index
+from impl import layout, ring_math
+from proofs import notification, ring_index, ring_layout
 from proofs.verdict import Status, Verdict, check_claims
 
 
@@ -89,3 +89,34 @@ def test_need_event_obligation_can_fail(mutant: Any) -> None:
 
 def test_notification_is_proved_for_the_real_function() -> None:
     assert check_claims(notification.claims()).ok
+
+
+def unaligned_modern(size: Any, base: Any = 0) -> layout.SplitLayout:
+    """The modern layout packed with no alignment at all."""
+    desc = base
+    avail = desc + layout.desc_table_bytes(size)
+    return layout.SplitLayout(size, desc, avail, avail + layout.avail_ring_bytes(size))
+
+
+def legacy_with_align_rounding_down(size: Any, base: Any = 0, queue_align: int = 4096) -> Any:
+    """The legacy layout rounding the used ring down to Queue Align (overlaps the avail ring)."""
+    avail = layout.align_up(base, queue_align) + layout.desc_table_bytes(size)
+    used = (avail + layout.avail_ring_bytes(size)) & ~(queue_align - 1)
+    return layout.SplitLayout(size, avail - layout.desc_table_bytes(size), avail, used)
+
+
+def avail_ring_without_used_event(size: Any) -> Any:
+    """The available ring's size forgetting its trailing used_event word."""
+    return 4 + 2 * size
+
+
+@pytest.mark.spec("SPLIT-DRV-001")
+def test_layout_obligation_can_fail() -> None:
+    _refuted(check_claims(ring_layout.claims(modern=unaligned_modern)))
+    _refuted(check_claims(ring_layout.claims(legacy=legacy_with_align_rounding_down)))
+    sizes = (layout.desc_table_bytes, avail_ring_without_used_event, layout.used_ring_bytes)
+    _refuted(check_claims(ring_layout.claims(part_sizes=sizes)))
+
+
+def test_layout_is_proved_for_the_real_functions() -> None:
+    assert check_claims(ring_layout.claims()).ok
