@@ -9,18 +9,29 @@ makes them drift fails here.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+import z3
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from impl.errors import AvailIndexDecrement, AvailIndexJump, DeviceError, UsedIndexJump
-from impl.layout import SplitLayout
+from impl.chain import read_descriptor, walk_chain
+from impl.errors import (
+    AvailIndexDecrement,
+    AvailIndexJump,
+    ChainError,
+    DeviceError,
+    UsedIndexJump,
+)
+from impl.layout import Descriptor, SplitLayout
 from impl.memory import GuestMemory
 from impl.spec import Feature, feature_mask
 from impl.split_device import SplitDevice
 from impl.split_driver import SplitDriver
 from proofs.notification import device_notifies, driver_kicks
 from proofs.ring_index import device_accepts_avail, driver_accepts_used
+from proofs.walk_encoding import Outcome, Reader, Walk, run, w
 
 SIZES = st.sampled_from([1, 2, 8, 256, 32768])
 INDEX = st.one_of(st.integers(0, 0xFFFF), st.sampled_from([0, 1, 0x7FFF, 0x8000, 0xFFFE, 0xFFFF]))
@@ -120,3 +131,94 @@ def test_device_notify_decision_matches_encoding(
     expected = device_notifies(event_idx, used, old, new, event, flags)
     assert device.needs_notification() == expected
     assert device._signalled_used == new
+
+
+# --- the chain walk (obligations 3 and 6) ----------------------------------------------
+TABLE_AT, INDIRECT_AT, MEMORY, HUGE = 0, 512, 1024, 1 << 40
+DESC = st.builds(
+    Descriptor,
+    addr=st.one_of(st.integers(0, 900),
+                   st.sampled_from([0, INDIRECT_AT, MEMORY - 16, MEMORY, 1 << 33, 2**64 - 16])),
+    len=st.one_of(st.integers(0, 80), st.sampled_from([16, 32, 48, 64, 128]),
+                  st.sampled_from([2**31, 2**32 - 16, 2**32 - 1])),
+    flags=st.integers(0, 7),
+    next=st.integers(0, 8),
+)
+
+
+def _pad(*descs: Descriptor) -> list[Descriptor]:
+    return list(descs) + [Descriptor(addr=0, len=0)] * (8 - len(descs))
+
+
+_NEXT, _WRITE, _IND = 1, 2, 4
+_EDGES = [  # table, indirect table: the outcomes random tables rarely reach
+    (_pad(Descriptor(addr=0, len=1, flags=_NEXT | _WRITE, next=1), Descriptor(addr=0, len=1)),
+     _pad()),
+    (_pad(Descriptor(addr=0, len=2**31, flags=_NEXT, next=1), Descriptor(addr=0, len=2**31)),
+     _pad()),
+    (_pad(Descriptor(addr=0, len=1, flags=_NEXT, next=1),
+          Descriptor(addr=0, len=1, flags=_NEXT, next=0)), _pad()),
+    (_pad(Descriptor(addr=INDIRECT_AT, len=32, flags=_IND)),
+     _pad(Descriptor(addr=0, len=8, flags=_NEXT, next=1), Descriptor(addr=0, len=8, flags=_IND))),
+    (_pad(Descriptor(addr=INDIRECT_AT, len=32, flags=_IND | _WRITE)),
+     _pad(Descriptor(addr=0, len=8, flags=_NEXT, next=1),
+          Descriptor(addr=0, len=8, flags=_NEXT | _WRITE, next=0))),
+]
+
+
+def _walk_memory(
+    table: list[Descriptor], indirect: list[Descriptor], huge: bool
+) -> GuestMemory:
+    """The two tables in 1 KiB of bytes; `huge` claims 1 TiB (reads stay in the first KiB)."""
+    mem = GuestMemory(MEMORY)
+    for i, desc in enumerate(table):
+        mem.write(TABLE_AT + 16 * i, desc.pack())
+    for i, desc in enumerate(indirect):
+        mem.write(INDIRECT_AT + 16 * i, desc.pack())
+    if huge:
+        mem.size = HUGE  # lets chains reach 2^32 bytes without allocating them
+    return mem
+
+
+def _reader(mem: GuestMemory) -> Reader:
+    def read(addr: Any) -> tuple[Any, Any, Any, Any]:
+        desc = read_descriptor(mem, int(z3.simplify(addr).as_long()), 0)
+        return (z3.BitVecVal(desc.addr, 64), z3.BitVecVal(desc.len, 32),
+                z3.BitVecVal(desc.flags, 16), z3.BitVecVal(desc.next, 16))
+
+    return read
+
+
+@pytest.mark.spec("SPLIT-DRV-004", "SPLIT-DRV-005", "SPLIT-DRV-006", "SPLIT-DRV-007",
+                  "SPLIT-DRV-008", "SPLIT-DRV-002", "SPLIT-DEV-002", "SPLIT-DEV-005",
+                  "SPLIT-DEV-006")
+@given(
+    size=st.sampled_from([1, 2, 4, 8]),
+    table=st.lists(DESC, min_size=8, max_size=8),
+    indirect=st.lists(DESC, min_size=8, max_size=8),
+    head=st.integers(0, 7),
+    indirect_ok=st.booleans(),
+    huge=st.booleans(),
+)
+@example(size=2, table=_EDGES[0][0], indirect=_EDGES[0][1], head=0, indirect_ok=True, huge=False)
+@example(size=2, table=_EDGES[1][0], indirect=_EDGES[1][1], head=0, indirect_ok=True, huge=True)
+@example(size=2, table=_EDGES[2][0], indirect=_EDGES[2][1], head=0, indirect_ok=True, huge=False)
+@example(size=2, table=_EDGES[3][0], indirect=_EDGES[3][1], head=0, indirect_ok=True, huge=False)
+@example(size=2, table=_EDGES[4][0], indirect=_EDGES[4][1], head=0, indirect_ok=True, huge=False)
+def test_walk_encoding_matches_walk_chain(
+    size: int, table: list[Descriptor], indirect: list[Descriptor], head: int,
+    indirect_ok: bool, huge: bool,
+) -> None:
+    head %= size
+    mem = _walk_memory(table[:size], indirect, huge)
+    walk = Walk(_reader(mem), w(mem.size), w(TABLE_AT), w(size), z3.BoolVal(indirect_ok))
+    code, segments = run(walk, w(head), 2 * size + 4)
+    try:
+        chain = walk_chain(mem, TABLE_AT, size, head, indirect_ok=indirect_ok)
+    except ChainError as error:
+        assert code == Outcome.code(type(error)), (type(error).__name__, code)
+        return
+    assert code == Outcome.RETURNED
+    expected = [(s.addr, s.len, False) for s in chain.readable]
+    expected += [(s.addr, s.len, True) for s in chain.writable]
+    assert segments == expected
