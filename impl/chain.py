@@ -109,6 +109,11 @@ class _Walk:
         self.total = 0
         self.indirect = False
 
+    @property
+    def count(self) -> int:
+        """Buffer descriptors accepted so far."""
+        return len(self.readable) + len(self.writable)
+
     def add(self, desc: Descriptor, mem: GuestMemory, limit: int) -> None:
         """Account one buffer descriptor, enforcing order, bounds and length rules."""
         if not mem.contains(desc.addr, desc.len):
@@ -120,15 +125,22 @@ class _Walk:
             raise ReadableAfterWritable("a device-readable descriptor follows a writable one")
         else:
             self.readable.append(segment)
-        if len(self.readable) + len(self.writable) > limit:
+        if self.count > limit:
             raise ChainTooLong(f"chain holds more than {limit} buffer descriptors")
         self.total += desc.len
         if self.total >= MAX_CHAIN_BYTES:
             raise ChainLengthOverflow("chain length reaches 2^32 bytes")
 
 
-def _enter_indirect(desc: Descriptor, mem: GuestMemory, size: int, in_table: bool) -> int:
-    """Check an INDIRECT descriptor (§2.7.5.3) and return its table's entry count."""
+def _enter_indirect(
+    desc: Descriptor, mem: GuestMemory, size: int, in_table: bool, taken: int
+) -> int:
+    """Check an INDIRECT descriptor (§2.7.5.3) and return its table's entry count.
+
+    `taken` buffer descriptors came before it in the direct table; a table that
+    could only end the chain beyond the queue size is refused before it is read,
+    which keeps a walk at `size + 1` descriptor reads.
+    """
     if in_table:
         raise NestedIndirect("INDIRECT flag inside an indirect table")
     if desc.flags & DescFlag.NEXT:
@@ -136,8 +148,10 @@ def _enter_indirect(desc: Descriptor, mem: GuestMemory, size: int, in_table: boo
     if desc.len == 0 or desc.len % DESC_SIZE:
         raise BadIndirectTable(f"indirect table length {desc.len} is not a positive multiple of 16")
     entries = desc.len // DESC_SIZE
-    if entries > size:
-        raise ChainTooLong(f"indirect table of {entries} entries exceeds queue size {size}")
+    if taken + entries > size:
+        raise ChainTooLong(
+            f"{taken} descriptors and an indirect table of {entries} exceed queue size {size}"
+        )
     if not mem.contains(desc.addr, desc.len):
         raise BufferOutOfBounds(f"indirect table [{desc.addr:#x}, +{desc.len}) outside memory")
     return entries
@@ -163,7 +177,7 @@ def walk_chain(
         if desc.flags & DescFlag.INDIRECT:
             if not indirect_ok and not in_table:
                 raise IndirectNotNegotiated("INDIRECT flag without VIRTIO_F_INDIRECT_DESC")
-            cur_size = _enter_indirect(desc, mem, size, in_table)
+            cur_size = _enter_indirect(desc, mem, size, in_table, walk.count)
             cur_table, in_table, walk.indirect = desc.addr, True, True
             index = 0
             visited = {0}
