@@ -1,27 +1,27 @@
-"""Benchmark: one buffer's round trip for each driver/device pairing, reference and Linux.
+"""Benchmark loops for the four driver/device pairings, reference and Linux (tests/peers).
 
-A round trip is what a request costs the ring: the driver adds one readable and one
-writable 64-byte segment and decides on a kick; the device pops the chain, reads the
-request, writes the answer and returns it, and decides on an interrupt; the driver
-reclaims it. Linux's sides are C driven through ctypes, so the Linux pair measures the
-real code plus the call overhead from Python. Run: `PYTHONPATH=.:tests python
-tests/bench_peers.py [rounds]`; it prints a Markdown table for docs/performance.md.
+Each loop is the round trip of tests/bench_ring.py's (a): `add_sgs` of one buffer of
+one readable and one writable 64-byte segment, `pop`, `push_used`, `get_buf`, at queue
+size 256, here with any driver and device factory. Linux's sides are C called through
+ctypes, so the Linux pair measures the real ring code plus the cost of driving it from
+Python (the adapters build a `Chain` per pop, as the reference does). bench_ring.py
+prints these as (d); run alone: `PYTHONPATH=.:tests python tests/bench_peers.py`.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from machines import reference_device, reference_driver
-from peers.linux import linux_device, linux_driver
+from peers.linux import LinuxDevice, LinuxDriver, linux_device, linux_driver, native_round_trips
 
 from impl.alloc import GuestAllocator
 from impl.chain import Segment
 from impl.layout import SplitLayout
 from impl.memory import GuestMemory
-from impl.spec import Feature, feature_mask
 
 PAIRINGS: dict[str, tuple[Any, Any]] = {
     "reference driver, reference device": (reference_driver, reference_device),
@@ -29,43 +29,60 @@ PAIRINGS: dict[str, tuple[Any, Any]] = {
     "reference driver, Linux device (vringh)": (reference_driver, linux_device),
     "Linux driver, Linux device": (linux_driver, linux_device),
 }
-SIZE = 256
-SEGMENT = 64
+QUEUE_SIZE = 256
+SEG_LEN = 64
 
 
-def round_trips(driver_factory: Any, device_factory: Any, rounds: int) -> float:
-    """Seconds per round trip over `rounds` buffers, event indices and indirect on."""
-    layout = SplitLayout.modern(SIZE, 0x1000)
-    data = layout.end + 0x1000
-    mem = GuestMemory(backing=bytearray(data + 0x10000))
-    alloc = GuestAllocator(data, mem.size)
-    features = feature_mask(Feature.EVENT_IDX, Feature.INDIRECT_DESC)
-    driver = driver_factory(mem, layout, features, alloc, 0)
-    device = device_factory(mem, layout, features, 0)
-    out, room = Segment(data, SEGMENT), Segment(data + SEGMENT, SEGMENT)
-    answer = b"\x5a" * SEGMENT
-    begin = time.perf_counter()
-    for token in range(rounds):
-        driver.add_sgs([out], [room], token)
-        driver.kick_prepare()
-        chain = device.pop()
-        chain.read_payload(mem)
-        chain.write_payload(mem, answer)
-        device.push_used(chain.head, SEGMENT)
-        device.needs_notification()
-        driver.get_buf()
-    return (time.perf_counter() - begin) / rounds
+def pairing_loop(driver_factory: Any, device_factory: Any) -> Callable[[int], None]:
+    """A loop of `iterations` round trips through a fresh queue of the given pair."""
+
+    def loop(iterations: int) -> None:
+        layout = SplitLayout.modern(QUEUE_SIZE)
+        data = layout.end + 64
+        mem = GuestMemory(data + 2 * SEG_LEN)
+        driver = driver_factory(mem, layout, 0, GuestAllocator(data, data), 0)
+        device = device_factory(mem, layout, 0, 0)
+        out, in_ = [Segment(data, SEG_LEN)], [Segment(data + SEG_LEN, SEG_LEN)]
+        for i in range(iterations):
+            head = driver.add_sgs(out, in_, i)
+            chain = device.pop()
+            assert chain is not None
+            device.push_used(head, SEG_LEN)
+            got = driver.get_buf()
+            assert got is not None
+
+    return loop
 
 
-def main() -> None:
-    """Print one table row per pairing: microseconds per round trip, and round trips/s."""
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
-    print("| pairing | µs per round trip | round trips/s |")
-    print("|---|---:|---:|")
-    for name, (drv, dev) in PAIRINGS.items():
-        best = min(round_trips(drv, dev, rounds) for _ in range(3))
-        print(f"| {name} | {best * 1e6:.1f} | {1 / best:,.0f} |")
+def native_loop(iterations: int) -> None:
+    """Linux's driver and device with the whole loop in C: the real thing's own cost."""
+    layout = SplitLayout.modern(QUEUE_SIZE)
+    data = layout.end + 64
+    mem = GuestMemory(data + 2 * SEG_LEN)
+    driver = LinuxDriver(mem, layout)
+    device = LinuxDevice(mem, layout)
+    native_round_trips(driver, device, Segment(data, SEG_LEN), iterations)
+
+
+def pairing_loops() -> dict[str, Callable[[int], None]]:
+    """One round-trip loop per pairing, and Linux's pair looping in C."""
+    loops = {name: pairing_loop(*factories) for name, factories in PAIRINGS.items()}
+    loops["Linux driver, Linux device, loop in C"] = native_loop
+    return loops
+
+
+def main(argv: list[str]) -> int:
+    """Print round trips per second for each pairing (best of three)."""
+    iterations = int(argv[0]) if argv else 20000
+    for name, loop in pairing_loops().items():
+        best = 0.0
+        for _ in range(3):
+            start = time.perf_counter()
+            loop(iterations)
+            best = max(best, iterations / (time.perf_counter() - start))
+        print(f"{name}: {best:,.0f} round trips/s")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))

@@ -41,6 +41,7 @@ from impl.spec import DESC_SIZE, MAX_CHAIN_BYTES, DescFlag, Feature, feature_mas
 from .build import build
 
 ENOSPC = 28
+_INDIRECT = int(DescFlag.INDIRECT)
 NO_TABLE = (1 << 64) - 1
 _u64, _u32, _u16, _int, _uint, _ptr = (
     ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uint16, ctypes.c_int, ctypes.c_uint,
@@ -76,6 +77,7 @@ _SIGNATURES: dict[str, tuple[type | None, list[type]]] = {
     "oracle_dev_notify_disable": (None, [_ptr]),
     "oracle_dev_last_avail": (_uint, [_ptr]),
     "oracle_dev_last_used": (_uint, [_ptr]),
+    "oracle_pair_round_trips": (_int, [_ptr, _ptr, _u64, _u32, _uint]),
 }
 
 
@@ -128,6 +130,12 @@ class LinuxDriver:
         self._tokens: dict[int, Hashable] = {}
         self._tables: dict[int, int] = {}
         self._next_id = 1
+        self._addrs = (_u64 * layout.size)()
+        self._lens = (_u32 * layout.size)()
+        self._taken = _int(0)
+        self._taken_ref = ctypes.byref(self._taken)
+        self._length = _u32(0)
+        self._length_ref = ctypes.byref(self._length)
 
     def __del__(self) -> None:
         handle = getattr(self, "_handle", None)
@@ -141,16 +149,17 @@ class LinuxDriver:
         segments = [*out, *in_]
         self._check_buffer(segments, token)
         total = len(segments)
-        addrs = (_u64 * total)(*(s.addr for s in segments))
-        lens = (_u32 * total)(*(s.len for s in segments))
+        addrs, lens = self._addrs, self._lens
+        for i, seg in enumerate(segments):
+            addrs[i], lens[i] = seg.addr, seg.len
         table = None
         if self.indirect and total > 1 and self._allocator is not None:
             table = self._allocator.alloc(DESC_SIZE * total, DESC_SIZE)
         ident, self._next_id = self._next_id, self._next_id + 1
-        taken = _int(0)
+        taken = self._taken
         head = self._lib.oracle_drv_add(
             self._handle, addrs, lens, len(out), len(in_), ident,
-            NO_TABLE if table is None else table, ctypes.byref(taken),
+            NO_TABLE if table is None else table, self._taken_ref,
         )
         if table is not None and not taken.value:
             assert self._allocator is not None
@@ -176,10 +185,13 @@ class LinuxDriver:
         """The caller's contract, as the reference states it (Linux would BUG or WARN)."""
         if token is None or not segments or len(segments) > self.size:
             raise BadBuffer("a buffer needs a token and 1..queue-size segments")
-        if sum(s.len for s in segments) >= MAX_CHAIN_BYTES:
+        total = 0
+        for seg in segments:
+            if not self.mem.contains(seg.addr, seg.len):
+                raise BadBuffer("a segment lies outside guest memory")
+            total += seg.len
+        if total >= MAX_CHAIN_BYTES:
             raise BadBuffer("a chain must stay below 2^32 bytes")
-        if not all(self.mem.contains(s.addr, s.len) for s in segments):
-            raise BadBuffer("a segment lies outside guest memory")
 
     # --- notifying and reclaiming -------------------------------------------------
     def kick_prepare(self) -> bool:
@@ -192,8 +204,8 @@ class LinuxDriver:
 
     def get_buf(self) -> tuple[Hashable, int] | None:
         """virtqueue_get_buf: (token, length) of the next used buffer, or None."""
-        length = _u32(0)
-        ident = self._lib.oracle_drv_get_buf(self._handle, ctypes.byref(length))
+        length = self._length
+        ident = self._lib.oracle_drv_get_buf(self._handle, self._length_ref)
         if not ident:
             if self._lib.oracle_drv_broken(self._handle):
                 raise QueueBroken("Linux marked the queue broken (the device lied)")
@@ -269,6 +281,9 @@ class LinuxDevice:
         self._cap = mem.size // DESC_SIZE + 2 * layout.size
         self._addrs = (_u64 * self._cap)()
         self._lens = (_u32 * self._cap)()
+        self._nread, self._nwrite, self._head = _uint(0), _uint(0), _u16(0)
+        self._refs = (ctypes.byref(self._nread), ctypes.byref(self._nwrite),
+                      ctypes.byref(self._head))
         self._handle = None
         self.reset()
 
@@ -293,10 +308,9 @@ class LinuxDevice:
 
     def pop(self) -> Chain | None:
         """vringh_getdesc_user: the next chain, None, or PeerRejectedChain/Ring."""
-        nread, nwrite, head = _uint(0), _uint(0), _u16(0)
+        nread, nwrite, head = self._nread, self._nwrite, self._head
         err = self._lib.oracle_dev_getdesc(
-            self._handle, self._addrs, self._lens, self._cap, ctypes.byref(nread),
-            ctypes.byref(nwrite), ctypes.byref(head),
+            self._handle, self._addrs, self._lens, self._cap, *self._refs
         )
         if err == 0:
             return None
@@ -307,12 +321,11 @@ class LinuxDevice:
             error = PeerRejectedChain(f"vringh refused chain {head.value} (errno {-err})", -err)
             error.head = head.value
             raise error
-        pieces = [Segment(self._addrs[i], self._lens[i]) for i in range(nread.value + nwrite.value)]
-        first = Descriptor.unpack(self.mem.read(self.layout.desc_addr(head.value), DESC_SIZE))
-        chain = Chain(
-            head.value, tuple(pieces[: nread.value]), tuple(pieces[nread.value :]),
-            bool(first.flags & DescFlag.INDIRECT),
-        )
+        addrs, lens, readable = self._addrs, self._lens, nread.value
+        pieces = [Segment(addrs[i], lens[i]) for i in range(readable + nwrite.value)]
+        flags = Descriptor.unpack(self.mem.read(self.layout.desc_addr(head.value), DESC_SIZE)).flags
+        chain = Chain(head.value, tuple(pieces[:readable]), tuple(pieces[readable:]),
+                      bool(flags & _INDIRECT))
         self.in_flight[head.value] = chain
         return chain
 
@@ -352,6 +365,20 @@ class LinuxDevice:
     def held_heads(self) -> list[int]:
         """Heads popped and not yet completed (kept by the adapter)."""
         return list(self.in_flight)
+
+
+def native_round_trips(driver: LinuxDriver, device: LinuxDevice, segment: Segment,
+                       count: int) -> None:
+    """Run `count` round trips of one buffer entirely in C (no Python between the steps).
+
+    The buffer is `segment` readable and as many bytes right after it writable; both
+    sides must be over the same memory and start empty.
+    """
+    err = driver._lib.oracle_pair_round_trips(
+        driver._handle, device._handle, segment.addr, segment.len, count
+    )
+    if err:
+        raise RuntimeError(f"the native round trip failed (errno {-err})")
 
 
 def linux_driver(

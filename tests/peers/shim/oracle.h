@@ -60,4 +60,10 @@ void oracle_dev_notify_disable(struct oracle_dev *d);
 unsigned oracle_dev_last_avail(struct oracle_dev *d);
 unsigned oracle_dev_last_used(struct oracle_dev *d);
 
+/* --- both in C: n round trips of one buffer (readable `len` at addr, writable
+ * `len` after it): add, getdesc, complete, get_buf. 0, or -errno at the first
+ * failure. For measuring the ring code without Python in between. --- */
+int oracle_pair_round_trips(struct oracle_drv *d, struct oracle_dev *v, uint64_t addr,
+			    uint32_t len, unsigned n);
+
 #endif

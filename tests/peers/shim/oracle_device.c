@@ -141,3 +141,28 @@ unsigned oracle_dev_last_used(struct oracle_dev *d)
 {
 	return (u16)(d->vrh.last_used_idx + d->vrh.completed);
 }
+
+int oracle_pair_round_trips(struct oracle_drv *d, struct oracle_dev *v, uint64_t addr,
+			    uint32_t len, unsigned n)
+{
+	uint64_t addrs[2] = { addr, addr + len }, got[ORACLE_IOV];
+	uint32_t lens[2] = { len, len }, glens[ORACLE_IOV], written;
+	unsigned i, nread, nwrite;
+	uint16_t head;
+	int used, err;
+
+	for (i = 0; i < n; i++) {
+		err = oracle_drv_add(d, addrs, lens, 1, 1, (uint64_t)i + 1, UINT64_MAX, &used);
+		if (err < 0)
+			return err;
+		err = oracle_dev_getdesc(v, got, glens, ORACLE_IOV, &nread, &nwrite, &head);
+		if (err != 1)
+			return err < 0 ? err : -ENODATA;
+		err = oracle_dev_complete(v, head, len);
+		if (err)
+			return err;
+		if (oracle_drv_get_buf(d, &written) != (uint64_t)i + 1 || written != len)
+			return -EPROTO;
+	}
+	return 0;
+}
