@@ -28,6 +28,7 @@ from hypothesis.stateful import precondition, rule, run_state_machine_as_test
 from machines import SplitQueueMachine, reference_device, reference_driver
 from peers.linux import (
     DISABLED_USED_EVENT,
+    LinuxDevice,
     LinuxDriver,
     linux_device,
     linux_driver,
@@ -35,8 +36,8 @@ from peers.linux import (
 )
 
 from impl.errors import ChainError, NextOutOfRange, PeerRejectedChain
-from impl.layout import Descriptor
-from impl.spec import DESC_SIZE, DescFlag
+from impl.layout import Descriptor, SplitLayout, avail_ring_bytes, desc_table_bytes, used_ring_bytes
+from impl.spec import DESC_SIZE, DescFlag, Feature
 
 PAIRINGS = {
     "ref-ref": (reference_driver, reference_device),
@@ -47,8 +48,53 @@ PAIRINGS = {
 EINVAL = 22
 
 
+def ring_parts(layout: SplitLayout) -> list[tuple[str, int, int]]:
+    """(name, start, end) of the descriptor table, available ring and used ring."""
+    return [
+        ("descriptor table", layout.desc, layout.desc + desc_table_bytes(layout.size)),
+        ("available ring", layout.avail, layout.avail + avail_ring_bytes(layout.size)),
+        ("used ring", layout.used, layout.used + used_ring_bytes(layout.size)),
+    ]
+
+
+class Guarded:
+    """A native side whose every call is checked not to change the other side's ring parts.
+
+    The Python sides write through `OwnedView`s that refuse such writes; C writes the
+    bytes directly, so the check is a comparison of those parts before and after.
+    """
+
+    def __init__(self, side: Any, backing: bytearray, parts: list[tuple[str, int, int]]) -> None:
+        self._side, self._backing, self._parts = side, backing, parts
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._side, name)
+        if not callable(attr):
+            return attr
+
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            before = [bytes(self._backing[lo:hi]) for _, lo, hi in self._parts]
+            try:
+                return attr(*args, **kwargs)
+            finally:
+                for (part, lo, hi), old in zip(self._parts, before, strict=True):
+                    assert self._backing[lo:hi] == old, f"{name} wrote into the {part}"
+
+        return guarded
+
+
 class PeerQueueMachine(SplitQueueMachine):
     """The lockstep machine, with the two documented Linux differences modelled."""
+
+    def _build(self) -> None:
+        """Build as the base machine does, then guard the native sides' writes."""
+        super()._build()
+        desc, avail, used = ring_parts(self.layout)
+        self.linux_driver = isinstance(self.driver, LinuxDriver)
+        if self.linux_driver:
+            self.driver = Guarded(self.driver, self.backing, [used])
+        if isinstance(self.device, LinuxDevice):
+            self.device = Guarded(self.device, self.backing, [desc, avail])
 
     @precondition(lambda self: self.ready)
     @rule()
@@ -56,7 +102,7 @@ class PeerQueueMachine(SplitQueueMachine):
         """The driver asks not to be interrupted (Linux also moves used_event to 0)."""
         was_on = self.model.callbacks_enabled
         super().disable_cb()
-        if was_on and self.event_idx and isinstance(self.driver, LinuxDriver):
+        if was_on and self.event_idx and self.linux_driver:
             self.model.used_event = DISABLED_USED_EVENT
 
     @precondition(lambda self: self.ready and not self.model.available and self.driver.num_free)
@@ -104,5 +150,9 @@ def test_pairing_refines_the_model(pairing: str) -> None:
         return machine
 
     run_state_machine_as_test(build)
+    ready = [m for m in machines if m.ready]
+    assert {(m.event_idx, m.features >> Feature.INDIRECT_DESC & 1) for m in ready} == {
+        (e, i) for e in (False, True) for i in (0, 1)
+    }, "not every combination of EVENT_IDX and INDIRECT_DESC ran"
     assert any(m.crossed_avail for m in machines), "no run crossed the avail.idx wrap"
     assert any(m.crossed_used for m in machines), "no run crossed the used.idx wrap"
