@@ -5,8 +5,9 @@ Rules:
   script fetches, patches and builds lives in a cache folder outside the repo
   (`$VIRTIO_ORACLE_CACHE`, default `~/.cache/virtio-oracle`) and is reused when present.
 - The source comes from the Debian package `linux-source-<version>` through the
-  ordinary client (`apt-get download`, no root needed). The newest version this
-  machine's apt knows of in `PREFERRED` is taken.
+  ordinary client (`apt-get download`, no root needed): the first of `PREFERRED` this
+  machine's apt has a candidate for. If apt cannot deliver (offline) but a tree was
+  extracted before, that tree is used.
 - Only what the peer needs is extracted: `tools/virtio` (the kernel's userspace shims),
   `tools/include`, `include/`, `drivers/virtio/virtio_ring.c`, `drivers/vhost/vringh.c`.
 - The few gaps in `tools/virtio` that stop it compiling are filled in the cache copy
@@ -171,10 +172,7 @@ def build() -> Path:
     root.mkdir(parents=True, exist_ok=True)
     with open(root / "lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        package, version = candidate()
-        tree = root / f"{package}_{version}"
-        if not (tree / ".extracted").exists():
-            extract(download(package, version, root), package, tree)
+        tree = _source(root)
         apply_fixes(tree)
         lib = root / "lib" / f"liboracle-{_fingerprint(tree)}.so"
         if not lib.exists():
@@ -182,6 +180,21 @@ def build() -> Path:
             compile_library(tree, lib)
         (root / "current").write_text(f"{lib}\n{tree}\n")
         return lib
+
+
+def _source(root: Path) -> Path:
+    """The extracted tree of apt's candidate; a cached tree if apt cannot deliver now."""
+    try:
+        package, version = candidate()
+        tree = root / f"{package}_{version}"
+        if not (tree / ".extracted").exists():
+            extract(download(package, version, root), package, tree)
+        return tree
+    except PeerUnavailable:
+        cached = sorted(p.parent for p in root.glob("linux-source-*/.extracted"))
+        if cached:
+            return cached[-1]
+        raise
 
 
 def source_tree() -> Path:
