@@ -35,6 +35,8 @@ static void *oracle_kmalloc_array(size_t n, size_t s)
 #include "virtio_ring.c"
 #include "oracle.h"
 
+#define ORACLE_ALIGN 4	/* any power of two: the computed parts are replaced at once */
+
 struct oracle_drv {
 	struct virtio_device vdev;
 	struct virtqueue *vq;
@@ -64,7 +66,6 @@ struct oracle_drv *oracle_drv_new(void *base, size_t size, unsigned num, uint64_
 				  uint64_t avail, uint64_t used, uint64_t features,
 				  unsigned start)
 {
-	struct vring_virtqueue_split split = {};
 	struct oracle_drv *d = calloc(1, sizeof(*d));
 	struct vring_virtqueue *vq;
 
@@ -78,18 +79,18 @@ struct oracle_drv *oracle_drv_new(void *base, size_t size, unsigned num, uint64_
 	memset(d->base + desc, 0, 16 * (size_t)num);
 	memset(d->base + avail, 0, 6 + 2 * (size_t)num);
 	memset(d->base + used, 0, 6 + 8 * (size_t)num);
-	split.vring.num = num;
-	split.vring.desc = (void *)(d->base + desc);
-	split.vring.avail = (void *)(d->base + avail);
-	split.vring.used = (void *)(d->base + used);
 	oracle_phys_offset = (unsigned long)base;
-	d->vq = __vring_new_virtqueue(0, &split, &d->vdev, true, false, oracle_notify,
-				      oracle_callback, "oracle");
+	/* The public constructor lays the legacy layout from `desc` (it writes nothing to
+	 * the ring when given a callback); the parts are then pointed where they are. */
+	d->vq = vring_new_virtqueue(0, num, ORACLE_ALIGN, &d->vdev, true, false,
+				    d->base + desc, oracle_notify, oracle_callback, "oracle");
 	if (!d->vq) {
 		free(d);
 		return NULL;
 	}
 	vq = to_vvq(d->vq);
+	vq->split.vring.avail = (void *)(d->base + avail);
+	vq->split.vring.used = (void *)(d->base + used);
 	vq->split.avail_idx_shadow = start;
 	vq->last_used_idx = start;
 	vq->split.vring.avail->idx = cpu_to_virtio16(&d->vdev, start);
