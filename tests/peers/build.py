@@ -16,7 +16,8 @@ Rules:
 - The library is named for a hash of the shim sources, the flags and the tree, so an
   edited shim rebuilds and an unchanged one is reused.
 
-Run `python tests/peers/build.py` (CI does) to build and print the library path.
+Run `python tests/peers/build.py` (CI does) to build and print the library path;
+`--selftest` also builds and runs the kernel's own `vringh_test` in the cache tree.
 """
 
 from __future__ import annotations
@@ -208,13 +209,30 @@ def peers_disabled() -> bool:
     return os.environ.get(NO_PEERS_ENV, "") not in ("", "0")
 
 
-def main() -> int:
-    """Build and print the library path; with the opt-out set, say so and succeed."""
+def selftest(tree: Path) -> str:
+    """Build the kernel's own `vringh_test` in the cache tree and run it (both sides, C).
+
+    This is how a new user would try `tools/virtio`; it shows the fixes suffice.
+    """
+    virtio = tree / "tools" / "virtio"
+    _run(["make", "vringh_test"], cwd=virtio)
+    report = _run(["./vringh_test", "--indirect", "--eventidx", "--parallel"], cwd=virtio)
+    _run(["make", "clean"], cwd=virtio)
+    return report
+
+
+def main(argv: list[str]) -> int:
+    """Build and print the library path (`--selftest`: also run Linux's vringh_test).
+
+    With the opt-out set, say so and succeed.
+    """
     if peers_disabled():
         print(f"{NO_PEERS_ENV} is set: not building the Linux peer")
         return 0
     try:
         lib = build()
+        if "--selftest" in argv:
+            print(selftest(source_tree()), end="")
     except PeerUnavailable as error:
         print(f"cannot build the Linux peer: {error}\n"
               f"(set {NO_PEERS_ENV}=1 to run without it)", file=sys.stderr)
@@ -224,4 +242,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
