@@ -143,7 +143,7 @@ class SplitDriver:
         self._check_live()
         segments = [(seg, 0) for seg in out] + [(seg, _WRITE) for seg in in_]
         writable = self._check_buffer(segments, token)
-        table = self._indirect_table(len(segments))
+        table = self._indirect_table(len(segments)) if self.indirect else None
         needed = 1 if table is not None else len(segments)
         if self.num_free < needed:
             if table is not None and self._allocator is not None:
