@@ -5,9 +5,10 @@ Rules:
   shared access it makes is a scheduling point. A state is the memory (`Shared`, with
   store buffers per the chosen `MemoryModel`) plus, per side, its read history and how
   many accesses it has made: nothing else can differ, since the code is deterministic.
-- The events from a state: a side makes its next access (in WEAK, a read has one
-  event per set of queued writes it may observe); a store buffer entry becomes
-  visible (flush). The search is a
+- The events from a state: a side makes its next access. A read has one event per
+  value it may return: which of the other side's buffered (and, in WEAK, queued)
+  writes it observes is chosen at the read (`weak_memory.read_choices`), the only
+  moment the choice can be seen. The search is a
   breadth-first walk over states with a visited set, so it is exhaustive over every
   schedule, each state is expanded once, and the first failure found has the fewest
   scheduling decisions: that trace is the counterexample printed.
@@ -41,8 +42,6 @@ from .weak_memory import (
     drain,
     fence,
     fence_is_local,
-    flush,
-    flushable,
     forwarded,
     initial,
     load,
@@ -55,7 +54,7 @@ Position = tuple[int, int]
 
 State = tuple[Shared, tuple[Position, ...]]
 Event = tuple[str, int, int]
-"""(kind, side, index): "run" with the read choice, or "flush" with the buffer entry."""
+"""("run", side, choice): the side makes its next access; a read takes outcome `choice`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,20 +263,12 @@ class Explorer:
                         read_choices(self.model, shared, side, access.addr, access.length)
                     )
                 events += [("run", side, choice) for choice in range(choices)]
-            events += [("flush", side, i) for i in flushable(self.model, shared, side)]
         return events
 
     def _step(self, state: State, event: Event, log: list[str] | None) -> State:
         shared, positions = state
-        kind, side, index = event
-        name = self.sides[side].name
-        if kind == "run":
-            return self._advance(shared, positions, side, log, index)
-        entry = shared.buffers[side][index]
-        assert entry is not None
-        if log is not None:
-            log.append(f"  {name}'s store to {self.names(entry[0])} becomes visible")
-        return flush(self.model, shared, side, index), positions
+        _, side, choice = event
+        return self._advance(shared, positions, side, log, choice)
 
     def _finish(self, state: State) -> Finished:
         shared, positions = state

@@ -8,9 +8,10 @@ Rules:
 - Four models, strongest first (`MODELS`):
   * SC: every write is visible to everyone at once; barriers do nothing.
   * TSO (x86): a side's writes wait in a FIFO store buffer; a side reads its own
-    buffered writes; the scheduler may flush the oldest entry at any time; a full
-    barrier drains the buffer. A write or read barrier does nothing (TSO keeps store
-    order and load order).
+    buffered writes; buffered writes become visible in order, at any moment (chosen
+    lazily, when another side reads: `read_choices`); a full barrier drains the
+    buffer. A write or read barrier does nothing (TSO keeps store order and load
+    order).
   * PSO: as TSO, but buffered writes to different addresses may become visible in any
     order, except across a write barrier (a write barrier splits the buffer: nothing
     after it flushes before everything before it). Two writes that overlap keep their
@@ -128,9 +129,8 @@ def store(model: MemoryModel, shared: Shared, side: int, addr: int, data: bytes)
 def fence(model: MemoryModel, shared: Shared, side: int, kind: Barrier) -> Shared:
     """The effect of a barrier of `kind` by `side` (see the module rules)."""
     if kind is Barrier.FULL:
-        while shared.buffers[side]:
-            shared = _pop_buffer(model, shared, side, 0)
-        return _apply_all(shared, side)
+        everything = set(range(len(shared.buffers[side])))
+        return _apply_all(_flush_set(model, shared, side, everything), side)
     if kind is Barrier.READ:
         return _apply_all(shared, side)
     buffer = shared.buffers[side]
@@ -148,73 +148,109 @@ def fence_is_local(model: MemoryModel, shared: Shared, side: int, kind: Barrier)
     return not shared.buffers[side] and not shared.incoming[side]
 
 
-def flushable(model: MemoryModel, shared: Shared, side: int) -> list[int]:
-    """Which entries of `side`'s store buffer may become visible next."""
+def _must_precede(model: MemoryModel, buffer: tuple[Entry, ...], older: int, newer: int) -> bool:
+    """Whether buffered entry `older` must become visible before entry `newer`."""
+    first, second = buffer[older], buffer[newer]
+    if first is None or second is None:
+        return False
+    return model.fifo or FENCE in buffer[older:newer] or _overlaps(first, second)
+
+
+def _flush_closure(model: MemoryModel, buffer: tuple[Entry, ...], chosen: set[int]) -> set[int]:
+    """`chosen` plus every entry that must become visible before one of them."""
+    closed = set(chosen)
+    for index in sorted(chosen, reverse=True):
+        closed |= {i for i in range(index) if _must_precede(model, buffer, i, index)}
+    return closed
+
+
+def _flush_set(model: MemoryModel, shared: Shared, side: int, indices: set[int]) -> Shared:
+    """Entries `indices` of `side`'s buffer (a closed set) become visible, in order."""
+    if not indices:
+        return shared
     buffer = shared.buffers[side]
-    if not buffer:
-        return []
-    if model.fifo:
-        return [0]
-    ready: list[int] = []
-    for index, entry in enumerate(buffer):
-        if entry is None:
-            break
-        if not any(
-            older is not None and _overlaps(older, entry) for older in buffer[:index]
-        ):
-            ready.append(index)
-    return ready
-
-
-def flush(model: MemoryModel, shared: Shared, side: int, index: int) -> Shared:
-    """Entry `index` of `side`'s buffer leaves it (the caller chose a `flushable` one)."""
-    return _pop_buffer(model, shared, side, index)
-
-
-def _pop_buffer(model: MemoryModel, shared: Shared, side: int, index: int) -> Shared:
-    buffer = shared.buffers[side]
-    entry = buffer[index]
-    rest = buffer[:index] + buffer[index + 1 :]
-    while rest and rest[0] is FENCE:
-        rest = rest[1:]
-    buffers = _replace(shared.buffers, side, rest)
-    if entry is None:
-        return shared._replace(buffers=buffers)
-    addr, data = entry
     views = list(shared.views)
     incoming = list(shared.incoming)
-    for other in range(len(views)):
-        if other == side or not model.invalidate:
-            views[other] = _patch(views[other], addr, data)
-        else:
-            incoming[other] = (*incoming[other], entry)
+    for index in sorted(indices):
+        entry = buffer[index]
+        if entry is None:
+            continue
+        for other in range(len(views)):
+            if other == side or not model.invalidate:
+                views[other] = _patch(views[other], *entry)
+            else:
+                incoming[other] = (*incoming[other], entry)
+    rest: list[Entry] = []
+    for index, entry in enumerate(buffer):
+        if index in indices or (entry is FENCE and (not rest or rest[-1] is FENCE)):
+            continue
+        rest.append(entry)
+    if rest and rest[-1] is FENCE:
+        rest.pop()
+    buffers = _replace(shared.buffers, side, tuple(rest))
     return Shared(tuple(views), buffers, tuple(incoming))
+
+
+def _subsets(items: list[int]) -> list[set[int]]:
+    return [
+        {items[bit] for bit in range(len(items)) if mask >> bit & 1}
+        for mask in range(1 << len(items))
+    ]
 
 
 def read_choices(
     model: MemoryModel, shared: Shared, side: int, addr: int, length: int
 ) -> list[Shared]:
-    """The states `side` may read `[addr, addr + length)` from (one unless WEAK).
+    """The states `side` may read `[addr, addr + length)` from: one per outcome.
 
-    In WEAK the queued writes overlapping the read may or may not have reached the
-    side's view. Rather than a separate event for each arrival, the choice is made here,
-    at the only moment it can be observed (every address has one writer, so an arrival
-    commutes with everything but a read of its bytes and the side's own barriers): each
-    choice applies some of the overlapping entries, plus every older entry that
-    overlaps one applied (coherence), in queue order.
+    Other sides' buffered writes become visible lazily, at the only moments anyone
+    can tell: a read of their bytes (here), the writer's own full barrier, quiescence.
+    Every address has one writer, so a write becoming visible commutes with every
+    other event; choosing here, per read, is therefore the same set of behaviours as a
+    scheduler flushing at arbitrary moments, without the orders nobody can observe.
+    Each choice makes some overlapping writes visible, with every write that must
+    precede them (store order in TSO, write barriers and same-address order in PSO
+    and WEAK). In WEAK a visible write is still queued for this side; a second choice
+    applies some overlapping queued writes (with the older ones they overlap).
     """
-    queue = shared.incoming[side]
-    window = (addr, bytes(length))
-    touching = [i for i, entry in enumerate(queue) if _overlaps(entry, window)]
-    if not model.invalidate or not touching:
+    if not model.buffered:
         return [shared]
-    closures: dict[tuple[int, ...], None] = {}
-    for mask in range(1 << len(touching)):
-        chosen = {touching[bit] for bit in range(len(touching)) if mask >> bit & 1}
-        for index in sorted(chosen, reverse=True):
-            chosen |= {i for i in range(index) if _overlaps(queue[i], queue[index])}
-        closures[tuple(sorted(chosen))] = None
-    return [_apply_some(shared, side, closure) for closure in closures]
+    window = (addr, bytes(length))
+    outcomes: dict[Shared, None] = {}
+    others = [other for other in range(len(shared.views)) if other != side]
+    flushes = _flush_options(model, shared, others, window)
+    for flushed in flushes:
+        if not model.invalidate:
+            outcomes[flushed] = None
+            continue
+        queue = flushed.incoming[side]
+        touching = [i for i, entry in enumerate(queue) if _overlaps(entry, window)]
+        for chosen in _subsets(touching):
+            for index in sorted(chosen, reverse=True):
+                chosen |= {i for i in range(index) if _overlaps(queue[i], queue[index])}
+            outcomes[_apply_some(flushed, side, tuple(sorted(chosen)))] = None
+    return list(outcomes)
+
+
+def _flush_options(
+    model: MemoryModel, shared: Shared, others: list[int], window: Store
+) -> list[Shared]:
+    """Every way the other sides' writes overlapping `window` may have become visible."""
+    options = [shared]
+    for other in others:
+        buffer = shared.buffers[other]
+        touching = [
+            i for i, entry in enumerate(buffer) if entry is not None and _overlaps(entry, window)
+        ]
+        closures = {
+            frozenset(_flush_closure(model, buffer, chosen)) for chosen in _subsets(touching)
+        }
+        options = [
+            _flush_set(model, option, other, set(closure))
+            for option in options
+            for closure in sorted(closures, key=sorted)
+        ]
+    return options
 
 
 def _apply_some(shared: Shared, side: int, indices: tuple[int, ...]) -> Shared:
@@ -237,8 +273,7 @@ def _apply_all(shared: Shared, side: int) -> Shared:
 def drain(model: MemoryModel, shared: Shared) -> Shared:
     """Quiescence: every buffered and queued write reaches every view."""
     for side in range(len(shared.views)):
-        while shared.buffers[side]:
-            shared = _pop_buffer(model, shared, side, 0)
+        shared = _flush_set(model, shared, side, set(range(len(shared.buffers[side]))))
     for side in range(len(shared.views)):
         shared = _apply_all(shared, side)
     return shared

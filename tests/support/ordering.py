@@ -87,8 +87,8 @@ def field_name(addr: int) -> str:
         named[lay.used_ring(i)] = f"used.ring[{i}].id"
         named[lay.used_ring(i) + 4] = f"used.ring[{i}].len"
         named[lay.desc_addr(i)] = f"desc[{i}]"
-    for i, addr in enumerate(DATA):
-        named[addr] = f"data of buffer {i}"
+    for i, start in enumerate(DATA):
+        named[start] = f"data of buffer {i}"
     if addr in named:
         return named[addr]
     if lay.desc <= addr < lay.desc_addr(SIZE):
@@ -306,7 +306,7 @@ def interrupt_scenario(
                 expected = replay.get_buf()
                 if expected != (entry[1], entry[2]):
                     return (
-                        f"the driver reclaimed {entry[1]} reading {entry[2].hex()}; "
+                        f"the driver reclaimed {entry[1]} reading {entry[2].hex() or 'no bytes'}; "
                         f"the device returned {expected}"
                     )
             elif entry[0] == "enable":
