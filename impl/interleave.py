@@ -309,6 +309,29 @@ class Explorer:
         report.seconds = time.perf_counter() - began
         return report
 
+    def walk(self, choose: Callable[[int], int]) -> Report:
+        """Follow one schedule: at each state `choose(n)` picks one of its n events.
+
+        For scenarios too large to explore exhaustively (a Hypothesis test draws the
+        choices, so a failure shrinks to a short schedule). The report counts one
+        execution and carries the trace if it failed.
+        """
+        began = time.perf_counter()
+        report = Report(self.model.name, executions=1, interleavings=1)
+        lines: list[str] = []
+        state = self._start(lines)
+        while events := self._events(state):
+            log: list[str] = []
+            state = self._step(state, events[choose(len(events))], log)
+            lines.append(log[0])
+            lines += [f"     {line}" for line in log[1:]]
+            report.states += 1
+        report.failure = self.check(self._finish(state))
+        if report.failure is not None:
+            report.trace = lines
+        report.seconds = time.perf_counter() - began
+        return report
+
     def _trace(self, parent: dict[State, tuple[State, Event] | None], end: State) -> list[str]:
         """Replay the path to `end` and describe each decision."""
         path: list[Event] = []
@@ -346,7 +369,9 @@ def _count_paths(start: State, successors: dict[State, list[State]]) -> int:
 
 
 def _show(value: bytes) -> str:
-    """A read or written value as a person reads it: an integer for scalars."""
-    if len(value) <= 8:
-        return str(int.from_bytes(value, "little"))
+    """A value as a person reads it: small scalars (indices, ids, lengths) as integers,
+    anything else (descriptors, data) as its bytes in hex."""
+    number = int.from_bytes(value, "little")
+    if len(value) <= 8 and number < 1 << 16:
+        return str(number)
     return value.hex()

@@ -13,7 +13,7 @@ seconds) print with `-s` and are in docs/performance.md under "Interleavings".
 from __future__ import annotations
 
 import pytest
-from support.ordering import Scenario, interrupt_scenario, kick_scenario
+from support.ordering import Geometry, Scenario, interrupt_scenario, kick_scenario
 
 from impl.weak_memory import MODELS, MemoryModel
 
@@ -46,3 +46,13 @@ def test_interrupt_scenario_passes_every_interleaving(
 ) -> None:
     _explore(interrupt_scenario(event_idx), model)
 
+
+
+@pytest.mark.spec(*KICK_IDS, *INTERRUPT_IDS)
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.name)
+@pytest.mark.parametrize("event_idx", [False, True], ids=["flags", "event_idx"])
+def test_both_scenarios_pass_across_the_16_bit_wrap(event_idx: bool, model: MemoryModel) -> None:
+    """The same, with the indices starting at 65535 so every run crosses the wrap."""
+    wrapping = Geometry(start=0xFFFF)
+    _explore(kick_scenario(event_idx, geometry=wrapping), model)
+    _explore(interrupt_scenario(event_idx, geometry=wrapping), model)

@@ -141,7 +141,7 @@ class DriverFencesFirst(SplitDriver):
 
 
 def _driver(cls: type) -> Callable[..., Any]:
-    return lambda mem, layout, features: cls(mem, layout, features)
+    return lambda mem, layout, features, start: cls(mem, layout, features, initial_index=start)
 
 
 MISPLACED = [

@@ -1,7 +1,7 @@
 """The standard ordering scenarios: one driver operation against one device operation.
 
-Queue size 2, two buffers in flight, in both notification modes (flags and
-VIRTIO_F_EVENT_IDX) and both directions:
+Queue size 2, two buffers in flight (other sizes through `Geometry`), in both
+notification modes (flags and VIRTIO_F_EVENT_IDX) and both directions:
 
 * `kick` (available buffers, §2.7.13, §2.7.10): the device is awake with kicks
   suppressed; it drains the ring, re-enables kicks, re-checks, and goes idle. The
@@ -33,7 +33,7 @@ from typing import Any
 
 from impl.chain import Segment
 from impl.interleave import Explorer, Finished, Report, Side
-from impl.layout import SplitLayout
+from impl.layout import SplitLayout, align_up
 from impl.memory import GuestMemory
 from impl.observer import abstract
 from impl.ring_math import distance
@@ -44,26 +44,59 @@ from impl.weak_memory import MemoryModel
 from model.queue import Buffer, VirtqueueModel
 
 SIZE = 2
-LAYOUT = SplitLayout.modern(SIZE)
-DATA = (0x50, 0x58, 0x60)
-"""Where the data of buffers 0 (first round), 1 and 2 live."""
-PAYLOAD = (b"\x10\x11\x12\x13", b"\xa1\xa2\xa3\xa4", b"\xb1\xb2\xb3\xb4")
 LENGTH = 4
-MEMORY_SIZE = 0x68
 TOKENS = ("t0", "t1", "t2")
+PAYLOAD = (b"\x10\x11\x12\x13", b"\xa1\xa2\xa3\xa4", b"\xb1\xb2\xb3\xb4")
+"""The standard scenario's tokens and data: buffer 0 is the first round's."""
 
-DriverFactory = Callable[[GuestMemory, SplitLayout, int], Any]
-DeviceFactory = Callable[[GuestMemory, SplitLayout, int], Any]
+DriverFactory = Callable[[GuestMemory, SplitLayout, int, int], Any]
+DeviceFactory = Callable[[GuestMemory, SplitLayout, int, int], Any]
+"""(memory, layout, features, initial index) -> a driver or device."""
 
 
-def reference_driver(mem: GuestMemory, layout: SplitLayout, features: int) -> SplitDriver:
+@dataclass(frozen=True)
+class Geometry:
+    """Where a scenario's ring and buffers live: queue `size`, `buffers` in flight."""
+
+    size: int = SIZE
+    buffers: int = 2
+    start: int = 0
+
+    @property
+    def layout(self) -> SplitLayout:
+        """The ring, from address 0."""
+        return SplitLayout.modern(self.size)
+
+    def data(self, i: int) -> int:
+        """Where buffer `i`'s data lives (buffer 0 is the first round's)."""
+        return align_up(self.layout.end, 8) + 8 * i
+
+    @property
+    def memory_size(self) -> int:
+        """The guest memory the scenario needs."""
+        return self.data(self.buffers + 1)
+
+    def token(self, i: int) -> str:
+        """Buffer `i`'s token."""
+        return TOKENS[i] if i < len(TOKENS) else f"t{i}"
+
+    def payload(self, i: int) -> bytes:
+        """Buffer `i`'s data."""
+        return PAYLOAD[i] if i < len(PAYLOAD) else bytes([0xC0 + i]) * LENGTH
+
+
+def reference_driver(
+    mem: GuestMemory, layout: SplitLayout, features: int, start: int
+) -> SplitDriver:
     """The reference driver."""
-    return SplitDriver(mem, layout, features)
+    return SplitDriver(mem, layout, features, initial_index=start)
 
 
-def reference_device(mem: GuestMemory, layout: SplitLayout, features: int) -> SplitDevice:
+def reference_device(
+    mem: GuestMemory, layout: SplitLayout, features: int, start: int
+) -> SplitDevice:
     """The reference device."""
-    return SplitDevice(mem, layout, features)
+    return SplitDevice(mem, layout, features, initial_index=start)
 
 
 def features_for(event_idx: bool) -> int:
@@ -71,9 +104,9 @@ def features_for(event_idx: bool) -> int:
     return feature_mask(Feature.EVENT_IDX) if event_idx else 0
 
 
-def field_name(addr: int) -> str:
-    """Name a scenario address as the ring layout (§2.7.5-§2.7.8) calls it."""
-    lay = LAYOUT
+def field_namer(geometry: Geometry) -> Callable[[int], str]:
+    """Name an address as the ring layout (§2.7.5-§2.7.8) calls it."""
+    lay, size = geometry.layout, geometry.size
     named = {
         lay.avail_flags: "avail.flags",
         lay.avail_idx: "avail.idx",
@@ -82,19 +115,23 @@ def field_name(addr: int) -> str:
         lay.used_idx: "used.idx",
         lay.avail_event: "avail_event",
     }
-    for i in range(SIZE):
+    for i in range(size):
         named[lay.avail_ring(i)] = f"avail.ring[{i}]"
         named[lay.used_ring(i)] = f"used.ring[{i}].id"
         named[lay.used_ring(i) + 4] = f"used.ring[{i}].len"
         named[lay.desc_addr(i)] = f"desc[{i}]"
-    for i, start in enumerate(DATA):
-        named[start] = f"data of buffer {i}"
-    if addr in named:
-        return named[addr]
-    if lay.desc <= addr < lay.desc_addr(SIZE):
-        index, offset = divmod(addr - lay.desc, DESC_SIZE)
-        return f"desc[{index}]+{offset}"
-    return hex(addr)
+    for i in range(geometry.buffers + 1):
+        named[geometry.data(i)] = f"data of buffer {i}"
+
+    def name(addr: int) -> str:
+        if addr in named:
+            return named[addr]
+        if lay.desc <= addr < lay.desc_addr(size):
+            index, offset = divmod(addr - lay.desc, DESC_SIZE)
+            return f"desc[{index}]+{offset}"
+        return hex(addr)
+
+    return name
 
 
 def _program(template: Any, base: GuestMemory, script: Callable[[Any, GuestMemory], Any]) -> Any:
@@ -115,6 +152,7 @@ class Scenario:
     sides: tuple[Side, Side]
     memory: bytes
     check: Callable[[Finished], str | None]
+    names: Callable[[int], str] = hex
 
     def explore(
         self,
@@ -124,10 +162,15 @@ class Scenario:
         stop_at_failure: bool = True,
     ) -> Report:
         """Explore every interleaving under `model` with the barriers in `dropped` removed."""
-        explorer = Explorer(
-            self.sides, self.memory, model, self.check, dropped=dropped, names=field_name
+        return self.explorer(model, dropped).explore(stop_at_failure=stop_at_failure)
+
+    def explorer(
+        self, model: MemoryModel, dropped: frozenset[tuple[str, str]] = frozenset()
+    ) -> Explorer:
+        """An explorer of this scenario (for a full exploration or sampled schedules)."""
+        return Explorer(
+            self.sides, self.memory, model, self.check, dropped=dropped, names=self.names
         )
-        return explorer.explore(stop_at_failure=stop_at_failure)
 
 
 def _raised(done: Finished) -> str | None:
@@ -138,8 +181,10 @@ def _raised(done: Finished) -> str | None:
     return None
 
 
-def _refines(done: Finished, driver: Any, device: Any, model: VirtqueueModel) -> str | None:
-    view = abstract(done.memory, LAYOUT, driver, device, event_idx=model.event_idx)
+def _refines(
+    done: Finished, layout: SplitLayout, driver: Any, device: Any, model: VirtqueueModel
+) -> str | None:
+    view = abstract(done.memory, layout, driver, device, event_idx=model.event_idx)
     expected = model.view()
     if view == expected:
         return None
@@ -151,34 +196,37 @@ def kick_scenario(
     event_idx: bool,
     driver_factory: DriverFactory = reference_driver,
     device_factory: DeviceFactory = reference_device,
+    geometry: Geometry = Geometry(),
 ) -> Scenario:
-    """The driver publishes two buffers while the device drains and goes idle."""
+    """The driver publishes its buffers while the device drains and goes idle."""
+    g, lay = geometry, geometry.layout
     features = features_for(event_idx)
-    base = GuestMemory(MEMORY_SIZE)
-    driver = driver_factory(base, LAYOUT, features)
-    device = device_factory(base, LAYOUT, features)
-    model = VirtqueueModel(SIZE, event_idx)
-    base.write(DATA[0], PAYLOAD[0])
-    driver.add_outbuf([Segment(DATA[0], LENGTH)], TOKENS[0])
-    model.add(TOKENS[0], Buffer((PAYLOAD[0],), ()))
+    base = GuestMemory(g.memory_size)
+    driver = driver_factory(base, lay, features, g.start)
+    device = device_factory(base, lay, features, g.start)
+    model = VirtqueueModel(g.size, event_idx, initial=g.start)
+    base.write(g.data(0), g.payload(0))
+    driver.add_outbuf([Segment(g.data(0), LENGTH)], g.token(0))
+    model.add(g.token(0), Buffer((g.payload(0),), ()))
     driver.kick_prepare()
     model.kick_prepare()
     chain = device.pop()
     model.pop()
     device.push_used(chain.head, 0)
-    model.push_used(TOKENS[0], b"")
+    model.push_used(g.token(0), b"")
     device.needs_notification()
     model.needs_notification()
     driver.get_buf()
     model.get_buf()
     device.disable_notification()
     model.disable_notification()
+    numbers = range(1, g.buffers + 1)
 
     def driver_script(drv: Any, mem: GuestMemory) -> tuple[Any, list[bool]]:
         kicks = []
-        for i in (1, 2):
-            mem.write(DATA[i], PAYLOAD[i])
-            drv.add_outbuf([Segment(DATA[i], LENGTH)], TOKENS[i])
+        for i in numbers:
+            mem.write(g.data(i), g.payload(i))
+            drv.add_outbuf([Segment(g.data(i), LENGTH)], g.token(i))
             kicks.append(drv.kick_prepare())
         return drv, kicks
 
@@ -202,8 +250,8 @@ def kick_scenario(
             return raised
         (drv, kicks), (dev, log) = done.result(0), done.result(1)  # type: ignore[misc]
         replay = copy.deepcopy(model)
-        for i in (1, 2):
-            replay.add(TOKENS[i], Buffer((PAYLOAD[i],), ()))
+        for i in numbers:
+            replay.add(g.token(i), Buffer((g.payload(i),), ()))
         for entry in log:
             if entry[0] == "pop":
                 token, buffer = replay.pop() or (None, None)
@@ -218,20 +266,20 @@ def kick_scenario(
                 replay.enable_notification()
             else:
                 replay.disable_notification()
-        pending = distance(done.memory.read_u16(LAYOUT.avail_idx), dev.next_avail)
+        pending = distance(done.memory.read_u16(lay.avail_idx), dev.next_avail)
         if pending and not any(kicks):
             return (
                 f"lost wake-up: {pending} buffer(s) left available, the device went idle "
                 "with notifications enabled, and the driver sent no kick"
             )
-        return _refines(done, drv, dev, replay)
+        return _refines(done, lay, drv, dev, replay)
 
     sides = (
         Side("driver", _program(driver, base, driver_script)),
         Side("device", _program(device, base, device_script)),
     )
-    mode = "event_idx" if event_idx else "flags"
-    return Scenario(f"kick/{mode}", sides, base.read(0, MEMORY_SIZE), check)
+    name = f"kick/{'event_idx' if event_idx else 'flags'}"
+    return Scenario(name, sides, base.read(0, g.memory_size), check, field_namer(g))
 
 
 # --- interrupt: used buffers, the driver re-enables callbacks (§2.7.7) ----------------
@@ -239,41 +287,45 @@ def interrupt_scenario(
     event_idx: bool,
     driver_factory: DriverFactory = reference_driver,
     device_factory: DeviceFactory = reference_device,
+    geometry: Geometry = Geometry(),
 ) -> Scenario:
-    """The device returns two used buffers while the driver reclaims and goes idle."""
+    """The device returns its buffers used while the driver reclaims and goes idle."""
+    g, lay = geometry, geometry.layout
     features = features_for(event_idx)
-    base = GuestMemory(MEMORY_SIZE)
-    driver = driver_factory(base, LAYOUT, features)
-    device = device_factory(base, LAYOUT, features)
-    model = VirtqueueModel(SIZE, event_idx)
-    driver.add_inbuf([Segment(DATA[0], LENGTH)], TOKENS[0])
-    model.add(TOKENS[0], Buffer((), (LENGTH,)))
+    base = GuestMemory(g.memory_size)
+    driver = driver_factory(base, lay, features, g.start)
+    device = device_factory(base, lay, features, g.start)
+    model = VirtqueueModel(g.size, event_idx, initial=g.start)
+    driver.add_inbuf([Segment(g.data(0), LENGTH)], g.token(0))
+    model.add(g.token(0), Buffer((), (LENGTH,)))
     driver.kick_prepare()
     model.kick_prepare()
     chain = device.pop()
     model.pop()
-    chain.write_payload(base, PAYLOAD[0])
+    chain.write_payload(base, g.payload(0))
     device.push_used(chain.head, LENGTH)
-    model.push_used(TOKENS[0], PAYLOAD[0])
+    model.push_used(g.token(0), g.payload(0))
     device.needs_notification()
     model.needs_notification()
     driver.disable_cb()
     model.disable_cb()
     driver.get_buf()
     model.get_buf()
-    for i in (1, 2):
-        driver.add_inbuf([Segment(DATA[i], LENGTH)], TOKENS[i])
-        model.add(TOKENS[i], Buffer((), (LENGTH,)))
+    numbers = range(1, g.buffers + 1)
+    for i in numbers:
+        driver.add_inbuf([Segment(g.data(i), LENGTH)], g.token(i))
+        model.add(g.token(i), Buffer((), (LENGTH,)))
     driver.kick_prepare()
     model.kick_prepare()
-    heads = [device.pop().head for _ in (1, 2)]
-    model.pop()
-    model.pop()
+    heads = [device.pop().head for _ in numbers]
+    for _ in numbers:
+        model.pop()
+    tokens = {g.token(i): i for i in numbers}
 
     def device_script(dev: Any, mem: GuestMemory) -> tuple[Any, list[bool]]:
         interrupts = []
-        for i, head in zip((1, 2), heads, strict=True):
-            dev.in_flight[head].write_payload(mem, PAYLOAD[i])
+        for i, head in zip(numbers, heads, strict=True):
+            dev.in_flight[head].write_payload(mem, g.payload(i))
             dev.push_used(head, LENGTH)
             interrupts.append(dev.needs_notification())
         return dev, interrupts
@@ -283,8 +335,7 @@ def interrupt_scenario(
         while True:
             while (got := drv.get_buf()) is not None:
                 token, length = got
-                data = mem.read(DATA[TOKENS.index(token)], length)
-                log.append(("get", token, data))
+                log.append(("get", token, mem.read(g.data(tokens[token]), length)))
             if drv.enable_cb():
                 log.append(("enable",))
                 return drv, log
@@ -298,35 +349,35 @@ def interrupt_scenario(
             return raised
         (drv, log), (dev, interrupts) = done.result(0), done.result(1)  # type: ignore[misc]
         replay = copy.deepcopy(model)
-        for i, head in zip((1, 2), heads, strict=True):
-            replay.push_used(drv.token_of(head) or TOKENS[i], PAYLOAD[i])
+        for i in numbers:
+            replay.push_used(g.token(i), g.payload(i))
             replay.needs_notification()
         for entry in log:
             if entry[0] == "get":
                 expected = replay.get_buf()
                 if expected != (entry[1], entry[2]):
                     return (
-                        f"the driver reclaimed {entry[1]} reading {entry[2].hex() or 'no bytes'}; "
-                        f"the device returned {expected}"
+                        f"the driver reclaimed {entry[1]} reading "
+                        f"{entry[2].hex() or 'no bytes'}; the device returned {expected}"
                     )
             elif entry[0] == "enable":
                 replay.enable_cb()
             else:
                 replay.disable_cb()
-        pending = distance(done.memory.read_u16(LAYOUT.used_idx), drv.last_used_idx)
+        pending = distance(done.memory.read_u16(lay.used_idx), drv.last_used_idx)
         if pending and not any(interrupts):
             return (
                 f"lost wake-up: {pending} used buffer(s) not reclaimed, the driver went idle "
                 "with interrupts enabled, and the device sent no interrupt"
             )
-        return _refines(done, drv, dev, replay)
+        return _refines(done, lay, drv, dev, replay)
 
     sides = (
         Side("driver", _program(driver, base, driver_script)),
         Side("device", _program(device, base, device_script)),
     )
-    mode = "event_idx" if event_idx else "flags"
-    return Scenario(f"interrupt/{mode}", sides, base.read(0, MEMORY_SIZE), check)
+    name = f"interrupt/{'event_idx' if event_idx else 'flags'}"
+    return Scenario(name, sides, base.read(0, g.memory_size), check, field_namer(g))
 
 
 def standard_scenarios(
