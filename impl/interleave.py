@@ -20,8 +20,9 @@ Rules:
 - `interleavings` counts the schedules the states stand for (paths in the state graph
   from the start to a finished state); `executions` counts distinct finished states,
   each checked once after draining all buffers (quiescence).
-- A barrier can be removed by label for one side (`dropped`), which is how the tests
-  show each barrier necessary without editing the code under test.
+- A barrier can be removed for one side by label, or by label and the function that
+  makes it (`dropped`), which is how the tests show each barrier necessary without
+  editing the code under test.
 
 Spec: §2.7.13.3, §2.7.13.4 (SPLIT-DRV-024, SPLIT-DRV-025), §2.7.8 (SPLIT-DEV-013),
 §2.7.7.2 and §2.7.10.2 (the notification promises the checks enforce).
@@ -130,7 +131,7 @@ class Explorer:
         model: MemoryModel,
         check: Check,
         *,
-        dropped: frozenset[tuple[str, str]] = frozenset(),
+        dropped: frozenset[tuple[str, ...]] = frozenset(),
         names: Namer = hex,
         limit: int = 10_000,
     ) -> None:
@@ -169,7 +170,13 @@ class Explorer:
         return run.accesses[position[1]] if position[1] < len(run.accesses) else None
 
     def _is_dropped(self, side: int, access: Access) -> bool:
-        return (self.sides[side].name, access.label) in self.dropped
+        """Whether this barrier is removed: by (side, label) or (side, label, function)."""
+        name = self.sides[side].name
+        return (name, access.label) in self.dropped or (
+            name,
+            access.label,
+            access.where,
+        ) in self.dropped
 
     def _is_local(self, shared: Shared, side: int, access: Access) -> bool:
         if access.op is Op.WRITE:

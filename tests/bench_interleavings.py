@@ -11,7 +11,7 @@ from __future__ import annotations
 import platform
 import time
 
-from support.ordering import standard_scenarios
+from support.ordering import polling_scenario, standard_scenarios
 
 from impl.weak_memory import MODELS
 
@@ -23,7 +23,7 @@ def main() -> None:
     print(f"Python {platform.python_version()}")
     print("| scenario | model | states | executions | interleavings | s | states/s |")
     print("|---|---|---:|---:|---:|---:|---:|")
-    for scenario in standard_scenarios():
+    for scenario in [*standard_scenarios(), polling_scenario()]:
         for model in MODELS:
             report = scenario.explore(model, stop_at_failure=False)
             assert report.passed, report.counterexample()

@@ -13,7 +13,13 @@ seconds) print with `-s` and are in docs/performance.md under "Interleavings".
 from __future__ import annotations
 
 import pytest
-from support.ordering import Geometry, Scenario, interrupt_scenario, kick_scenario
+from support.ordering import (
+    Geometry,
+    Scenario,
+    interrupt_scenario,
+    kick_scenario,
+    polling_scenario,
+)
 
 from impl.weak_memory import MODELS, MemoryModel
 
@@ -56,3 +62,10 @@ def test_both_scenarios_pass_across_the_16_bit_wrap(event_idx: bool, model: Memo
     wrapping = Geometry(start=0xFFFF)
     _explore(kick_scenario(event_idx, geometry=wrapping), model)
     _explore(interrupt_scenario(event_idx, geometry=wrapping), model)
+
+
+@pytest.mark.spec("SPLIT-DEV-011")
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.name)
+def test_polling_with_callbacks_on_passes_every_interleaving(model: MemoryModel) -> None:
+    """Event index, callbacks left on: get_buf's used_event write and fence (publish D)."""
+    _explore(polling_scenario(), model)

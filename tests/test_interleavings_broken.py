@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from support.ordering import Scenario, interrupt_scenario, kick_scenario
+from support.ordering import Scenario, interrupt_scenario, kick_scenario, polling_scenario
 
 from impl.memory import Barrier
 from impl.ring_math import advance, need_event, slot, wrap
@@ -72,6 +72,21 @@ def test_each_barrier_is_necessary_where_the_model_says(
     for model in stronger:
         report = scenario.explore(model, dropped)
         assert report.passed, report.counterexample()
+
+
+@pytest.mark.parametrize(
+    "dropped",
+    [("driver", "D", "SplitDriver.get_buf"), ("device", "D")],
+    ids=["driver-D-in-get_buf", "device-D"],
+)
+def test_the_fence_after_get_buf_moves_used_event_is_necessary(dropped: tuple[str, ...]) -> None:
+    """Only the polling scenario reaches get_buf's fence; removing it alone loses a wake-up."""
+    scenario = polling_scenario()
+    assert scenario.explore(SC, frozenset({dropped})).passed
+    for model in (TSO, PSO, WEAK):
+        report = scenario.explore(model, frozenset({dropped}))
+        print(report.counterexample())
+        assert (report.failure or "").startswith("lost wake-up")
 
 
 # --- misplaced orderings ------------------------------------------------------------
