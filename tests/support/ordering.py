@@ -248,7 +248,7 @@ def kick_scenario(
         raised = _raised(done)
         if raised:
             return raised
-        (drv, kicks), (dev, log) = done.result(0), done.result(1)  # type: ignore[misc]
+        (drv, kicks), (dev, log) = done.result(0), done.result(1)
         replay = copy.deepcopy(model)
         for i in numbers:
             replay.add(g.token(i), Buffer((g.payload(i),), ()))
@@ -347,7 +347,7 @@ def interrupt_scenario(
         raised = _raised(done)
         if raised:
             return raised
-        (drv, log), (dev, interrupts) = done.result(0), done.result(1)  # type: ignore[misc]
+        (drv, log), (dev, interrupts) = done.result(0), done.result(1)
         replay = copy.deepcopy(model)
         for i in numbers:
             replay.push_used(g.token(i), g.payload(i))
@@ -448,7 +448,7 @@ def polling_scenario(
         raised = _raised(done)
         if raised:
             return raised
-        (drv, log), (dev, interrupts) = done.result(0), done.result(1)  # type: ignore[misc]
+        (drv, log), (dev, interrupts) = done.result(0), done.result(1)
         replay = copy.deepcopy(model)
         for i, _ in later:
             replay.push_used(g.token(i), g.payload(i))
