@@ -266,3 +266,13 @@ class StepLimitExceeded(UsageError):
     """
 
     section = "2.7"
+
+
+class MultipleWriters(UsageError):
+    """Two sides under the interleaving explorer wrote the same bytes.
+
+    The explorer's reductions rely on every shared byte having one writer, as every
+    field of a split ring has (§2.7); a pair that breaks that cannot be explored soundly.
+    """
+
+    section = "2.7"

@@ -20,6 +20,8 @@ Rules:
 - `interleavings` counts the schedules the states stand for (paths in the state graph
   from the start to a finished state); `executions` counts distinct finished states,
   each checked once after draining all buffers (quiescence).
+- Every shared byte must have one writer (as every ring field has, §2.7): the
+  reductions below rely on it, and a second writer raises `MultipleWriters`.
 - A barrier can be removed for one side by label, or by label and the function that
   makes it (`dropped`), which is how the tests show each barrier necessary without
   editing the code under test.
@@ -35,6 +37,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from .errors import MultipleWriters
 from .memory import GuestMemory
 from .replay import Access, Op, SideProgram, SideRun, run_side
 from .weak_memory import (
@@ -145,6 +148,7 @@ class Explorer:
         self._children: dict[tuple[int, bytes], int] = {}
         self._histories: list[tuple[bytes, ...]] = [()]
         self._runs: dict[tuple[int, int], SideRun] = {}
+        self._writer: dict[int, int] = {}
 
     # --- sides --------------------------------------------------------------------
     def _run(self, side: int, history: int) -> SideRun:
@@ -207,12 +211,23 @@ class Explorer:
         if log is not None:
             log.append(self._line(side, access, ""))
         if access.op is Op.WRITE:
+            self._claim(side, access)
             shared = store(self.model, shared, side, access.addr, access.data)
             return shared, (history, count + 1)
         assert access.barrier is not None
         if self._is_dropped(side, access):
             return shared, (history, count + 1)
         return fence(self.model, shared, side, access.barrier), (history, count + 1)
+
+    def _claim(self, side: int, access: Access) -> None:
+        """Record `side` as the writer of these bytes; refuse a second writer."""
+        for addr in range(access.addr, access.addr + access.length):
+            owner = self._writer.setdefault(addr, side)
+            if owner != side:
+                raise MultipleWriters(
+                    f"{self.sides[side].name} and {self.sides[owner].name} both write "
+                    f"{self.names(access.addr)}"
+                )
 
     def _line(self, side: int, access: Access, outcome: str) -> str:
         """One access as a trace line."""

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from impl.errors import StepLimitExceeded
+from impl.errors import MultipleWriters, StepLimitExceeded
 from impl.interleave import Explorer, Finished, Side
 from impl.memory import Barrier, GuestMemory
 from impl.replay import Op, run_side
@@ -148,3 +148,13 @@ def test_a_side_error_is_an_outcome_not_a_crash() -> None:
     run = run_side(faults, 16, [], limit=10)
     assert not run.pending
     assert run.error is not None
+
+
+def test_two_writers_of_one_address_are_refused() -> None:
+    """The reductions assume one writer per byte (§2.7); a pair that breaks it is refused."""
+
+    def writes(mem: GuestMemory) -> None:
+        mem.write_u16(X, 1)
+
+    with pytest.raises(MultipleWriters):
+        Explorer([Side("a", writes), Side("b", writes)], bytes(16), SC, lambda _: None).explore()
