@@ -255,3 +255,24 @@ class NotConforming(VirtioError):
     """An observed ring is not in a state a conforming pair can reach (the oracle's verdict)."""
 
     section = "2.7"
+
+
+# --- Interleavings (§2.7.13, §2.7.7) ---------------------------------------------------
+class StepLimitExceeded(UsageError):
+    """A side under the interleaving explorer made more shared accesses than its bound.
+
+    The explorer needs every side to finish on every history of values it can read; a
+    side that loops for ever on some history is reported with this error.
+    """
+
+    section = "2.7"
+
+
+class MultipleWriters(UsageError):
+    """Two sides under the interleaving explorer wrote the same bytes.
+
+    The explorer's reductions rely on every shared byte having one writer, as every
+    field of a split ring has (§2.7); a pair that breaks that cannot be explored soundly.
+    """
+
+    section = "2.7"
