@@ -3,7 +3,8 @@
 `Platform` holds one guest memory with a ring/data allocator window, an interrupt
 controller (held lines: the test decides when the guest handler runs), an MMIO address
 space and a `VirtioBus`. `add_mmio` places a backend behind a virtio-mmio register
-window; `round_trip` pushes one buffer through a bound queue and back.
+window, `add_page_device` publishes one in the descriptor page; `round_trip` pushes one
+buffer through a bound queue and back.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from impl.bus import BusDevice, VirtioBus
 from impl.chain import Segment
 from impl.device import DeviceBackend
 from impl.device_core import DeviceCore
+from impl.devpage import DevicePageHost, EntryLayout
 from impl.interrupts import InterruptController
 from impl.memory import GuestMemory
 from impl.mmio import MmioDevice, MmioSpace, MmioWindow
@@ -25,6 +27,8 @@ ALLOC_START = 0x10000
 ALLOC_END = 0xF0000
 MMIO_BASE = 0x1000_0000
 MMIO_STRIDE = 0x1000
+PAGE_ADDR = 0x1000
+PAGE_IRQ_BASE = 32
 
 
 class Platform:
@@ -38,6 +42,8 @@ class Platform:
         self.bus = VirtioBus(self.mem, self.allocator, self.irqs, **bus_options)
         self.windows: list[MmioWindow] = []
         self.cores: dict[int, DeviceCore] = {}
+        self.host = DevicePageHost(self.mem, PAGE_ADDR, self.irqs)
+        self.page_cores: list[tuple[EntryLayout, DeviceCore]] = []
 
     def add_window(self) -> MmioWindow:
         """An empty window (nothing answers there)."""
@@ -53,6 +59,14 @@ class Platform:
         version = MMIO_VERSION_LEGACY if legacy else MMIO_VERSION_MODERN
         self.space.attach(window, MmioDevice(core, version=version))
         self.cores[window.base] = core
+        return core
+
+
+    def add_page_device(self, backend: DeviceBackend) -> DeviceCore:
+        """Publish `backend` as the next descriptor-page entry; return its device core."""
+        core = DeviceCore(backend, self.mem)
+        entry = self.host.add(core, PAGE_IRQ_BASE + len(self.page_cores))
+        self.page_cores.append((entry, core))
         return core
 
 
