@@ -109,7 +109,9 @@ class DeviceCore:
 
     `legacy` selects the pre-1.0 handshake: no FEATURES_OK step, features frozen at
     DRIVER_OK, queues placed by page frame number. `on_interrupt` is the interrupt
-    line: called each time the core sets a bit in the interrupt status.
+    line: called each time the core sets a bit in the interrupt status. `on_publish` is
+    called when device-side state changes without a driver access (a new generation,
+    DEVICE_NEEDS_RESET), for transports that mirror that state in guest memory.
     """
 
     def __init__(self, backend: DeviceBackend, mem: GuestMemory, *, legacy: bool = False) -> None:
@@ -122,6 +124,7 @@ class DeviceCore:
         self.config_generation = 0
         self._epoch = 0
         self.on_interrupt: Callable[[], None] | None = None
+        self.on_publish: Callable[[], None] | None = None
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -353,8 +356,13 @@ class DeviceCore:
         if epoch != self._epoch:
             return
         self.config_generation += 1
+        self._publish()
         if self._status & Status.DRIVER_OK:
             self._interrupt(InterruptBit.CONFIG_CHANGE)
+
+    def _publish(self) -> None:
+        if self.on_publish is not None:
+            self.on_publish()
 
     # --- failure (§2.1.2) ------------------------------------------------------------------
     def _needs_reset(self, epoch: int, error: VirtioError) -> None:
@@ -366,5 +374,6 @@ class DeviceCore:
         self.violations.append(error)
         already = self._status & Status.DEVICE_NEEDS_RESET
         self._status |= Status.DEVICE_NEEDS_RESET
+        self._publish()
         if not already and self._status & Status.DRIVER_OK:
             self._interrupt(InterruptBit.CONFIG_CHANGE)

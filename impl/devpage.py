@@ -149,6 +149,7 @@ class DevicePageHost:
             raise ValueError("the descriptor page is full")
         self.entries.append((entry, core, irq))
         core.on_interrupt = lambda: self._interrupt(entry, core, irq)
+        core.on_publish = lambda: self.sync(entry, core, irq)
         self.sync(entry, core, irq)
         return entry
 
@@ -190,6 +191,9 @@ class DevicePageHost:
         entry, core, irq = found
         if number == Hypercall.SET_STATUS:
             self._set_status(entry, core)
+        elif number == Hypercall.RESET:
+            core.write_status(0)
+            self._clear_guest_fields(entry)
         elif number == Hypercall.ACK_INTERRUPT:
             core.ack_interrupt(arg1)
         elif number == Hypercall.CONFIG_WRITE:
@@ -214,12 +218,12 @@ class DevicePageHost:
         return -1
 
     def _set_status(self, entry: EntryLayout, core: DeviceCore) -> None:
-        """Apply the guest's edits: features, queue records, then the status request."""
+        """Apply the guest's edits: features, queue records, then the status request.
+
+        Only a status byte different from the device's is a status write.
+        """
         mem = self.mem
         status = mem.read_u8(entry.status)
-        if status == 0:
-            core.write_status(0)
-            return
         accepted = mem.read_u64(entry.driver_features)
         if accepted != core.driver_features:
             for select in range(FEATURE_WORDS):
@@ -233,7 +237,15 @@ class DevicePageHost:
             elif queue.ready and not wants_ready:
                 core.disable_queue(index)
         if status != core.status & ~Status.DEVICE_NEEDS_RESET:
-            core.write_status(status)
+            # A request of 0 is not a reset (that is the RESET hypercall): it clears
+            # every bit, which the core judges as such when given only a device bit.
+            core.write_status(status or Status.DEVICE_NEEDS_RESET)
+
+    def _clear_guest_fields(self, entry: EntryLayout) -> None:
+        """A reset re-initializes the whole entry: accepted features and queue records too."""
+        self.mem.write_u64(entry.driver_features, 0)
+        for index in range(entry.num_vq):
+            self.mem.fill(entry.vq(index) + VQ_SIZE, DEVPAGE_VQ_SIZE - VQ_SIZE)
 
     def _program_queue(self, core: DeviceCore, index: int, record: int) -> None:
         queue = core.queue_writable(index)

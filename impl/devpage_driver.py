@@ -50,7 +50,10 @@ class DevPageTransport:
         return self._mem.read_u8(self.entry.status)
 
     def set_status(self, value: int) -> None:
-        """Request a status and hand it to the host (SET_STATUS)."""
+        """Request a status and hand it to the host (SET_STATUS); 0 is the RESET hypercall."""
+        if value == 0:
+            self._hypercall(Hypercall.RESET, self.entry.base)
+            return
         self._mem.write_u8(self.entry.status, value)
         self._hypercall(Hypercall.SET_STATUS, self.entry.base)
 
@@ -69,9 +72,14 @@ class DevPageTransport:
         return self._mem.read_u16(self.entry.vq(index) + VQ_MAX_SIZE)
 
     def setup_queue(self, index: int, layout: SplitLayout) -> bool:
-        """Write size, addresses and ready = 1, hand it over, and read ready back."""
+        """Write size, addresses and ready = 1, hand it over, and read ready back.
+
+        A queue already ready is left alone (Linux refuses to set up an active queue).
+        """
         if not 0 <= index < self.entry.num_vq:
             return False
+        if self.queue_ready(index):
+            return True
         record, mem = self.entry.vq(index), self._mem
         mem.write_u16(record + VQ_SIZE, layout.size)
         mem.write_u64(record + VQ_DESC, layout.desc)
@@ -82,12 +90,19 @@ class DevPageTransport:
         self._desc[index] = layout.desc
         return mem.read_u32(record + VQ_READY) == 1
 
+    def queue_ready(self, index: int) -> bool:
+        """The ready word the host last wrote for queue `index`."""
+        if not 0 <= index < self.entry.num_vq:
+            return False
+        return self._mem.read_u32(self.entry.vq(index) + VQ_READY) == 1
+
     def teardown_queue(self, index: int) -> None:
         """ready = 0 and hand it over."""
         if 0 <= index < self.entry.num_vq:
             self._mem.write_u32(self.entry.vq(index) + VQ_READY, 0)
             self._hypercall(Hypercall.SET_STATUS, self.entry.base)
-        self._desc.pop(index, None)
+        if not self.queue_ready(index):
+            self._desc.pop(index, None)
 
     def notify(self, index: int) -> None:
         """NOTIFY with the queue's descriptor-table address."""

@@ -93,8 +93,12 @@ class MmioTransport:
         return self._read(MmioReg.QUEUE_NUM_MAX)
 
     def setup_queue(self, index: int, layout: SplitLayout) -> bool:
-        """Program size and addresses, then QueueReady = 1 (legacy: QueuePFN); read it back."""
-        self._write(MmioReg.QUEUE_SEL, index)
+        """Program size and addresses, then QueueReady = 1 (legacy: QueuePFN); read it back.
+
+        A queue already ready is left alone (MMIO-DRV-010: its registers are not written).
+        """
+        if self.queue_ready(index):
+            return True
         self._write(MmioReg.QUEUE_NUM, layout.size)
         if self.legacy:
             self._write(MmioReg.GUEST_PAGE_SIZE, LEGACY_PAGE_SIZE)
@@ -109,6 +113,13 @@ class MmioTransport:
             self._write(low, addr & _WORD_MASK)
             self._write(high, addr >> FEATURE_WORD_BITS)
         self._write(MmioReg.QUEUE_READY, 1)
+        return self._read(MmioReg.QUEUE_READY) == 1
+
+    def queue_ready(self, index: int) -> bool:
+        """QueueSel then QueueReady (legacy: QueuePFN non-zero)."""
+        self._write(MmioReg.QUEUE_SEL, index)
+        if self.legacy:
+            return self._read(MmioReg.QUEUE_PFN) != 0
         return self._read(MmioReg.QUEUE_READY) == 1
 
     def teardown_queue(self, index: int) -> None:

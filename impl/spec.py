@@ -269,3 +269,5 @@ class Hypercall(IntEnum):
     """Arguments: a device entry's address and the interrupt bits handled."""
     CONFIG_WRITE = 4
     """Arguments: a device entry's address, a config offset and a length written in the page."""
+    RESET = 5
+    """Argument: a device entry's address; the host resets the device and the entry."""

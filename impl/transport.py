@@ -57,6 +57,10 @@ class TransportAccessor(Protocol):
         """Program queue `index` at `layout` and enable it; True if the device shows it ready."""
         ...
 
+    def queue_ready(self, index: int) -> bool:
+        """Whether the device shows queue `index` enabled."""
+        ...
+
     def teardown_queue(self, index: int) -> None:
         """Disable queue `index` (before it is freed)."""
         ...
