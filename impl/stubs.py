@@ -139,6 +139,7 @@ class EchoDriver:
         self.queues: dict[int, list[DriverQueue]] = {}
         self.config_seen: dict[int, bytes] = {}
         self.received: list[tuple[Hashable, int]] = []
+        self.detached: list[Hashable] = []
         self.config_events = 0
         self.removed = 0
 
@@ -157,8 +158,8 @@ class EchoDriver:
     def remove(self, vdev: VirtioDevice) -> None:
         """Detach every unused buffer (the bus reset the device first)."""
         for queue in self.queues.pop(id(vdev), []):
-            while queue.detach_unused_buf() is not None:
-                pass
+            while (token := queue.detach_unused_buf()) is not None:
+                self.detached.append(token)
         self.bound = [d for d in self.bound if d is not vdev]
         self.removed += 1
 
