@@ -167,20 +167,20 @@ class DeviceCore:
         current = self._status & DRIVER_STATUS_BITS
         wanted = value & DRIVER_STATUS_BITS
         if self.legacy:
-            wanted &= ~Status.FEATURES_OK
+            wanted &= ~int(Status.FEATURES_OK)
         if current & ~wanted:
             self._driver_broke(IllegalStatusWrite(f"status {value:#x} clears bits of {current:#x}"))
             return
         added = wanted & ~current
-        if current & Status.FAILED and added & ~Status.FAILED:
+        if current & Status.FAILED and added & ~int(Status.FAILED):
             self._driver_broke(IllegalStatusWrite("status bits set after FAILED without a reset"))
             return
         if added & Status.FEATURES_OK and not self._features_acceptable():
-            added &= ~Status.FEATURES_OK
+            added &= ~int(Status.FEATURES_OK)
         new = current | added
         for bit, needs in STATUS_ORDER:
             if self.legacy:
-                needs &= ~Status.FEATURES_OK
+                needs &= ~int(Status.FEATURES_OK)
             if added & bit and needs & ~new:
                 self._driver_broke(IllegalStatusWrite(f"{bit.name} set before {needs!r}"))
                 return

@@ -236,7 +236,7 @@ class DevicePageHost:
                 self._program_queue(core, index, record)
             elif queue.ready and not wants_ready:
                 core.disable_queue(index)
-        if status != core.status & ~Status.DEVICE_NEEDS_RESET:
+        if status != core.status & ~int(Status.DEVICE_NEEDS_RESET):
             # A request of 0 is not a reset (that is the RESET hypercall): it clears
             # every bit, which the core judges as such when given only a device bit.
             core.write_status(status or Status.DEVICE_NEEDS_RESET)

@@ -162,7 +162,7 @@ def has_feature(features: int, bit: int) -> bool:
 
 
 # --- Transports: status, interrupts, virtio-mmio, descriptor page (§2.1, §2.5, §4.2) -----
-DRIVER_STATUS_BITS = (
+DRIVER_STATUS_BITS = int(
     Status.ACKNOWLEDGE | Status.DRIVER | Status.FEATURES_OK | Status.DRIVER_OK | Status.FAILED
 )
 """The status bits a driver sets (§2.1); DEVICE_NEEDS_RESET is the device's own bit."""
@@ -177,8 +177,11 @@ class InterruptBit(IntFlag):
     """A configuration change notification (also raised with DEVICE_NEEDS_RESET, §2.1.2)."""
 
 
-INTERRUPT_BITS = InterruptBit.USED_BUFFER | InterruptBit.CONFIG_CHANGE
-"""Every defined interrupt status bit; a driver ignores the others (MMIO-DRV-012)."""
+INTERRUPT_BITS = int(InterruptBit.USED_BUFFER | InterruptBit.CONFIG_CHANGE)
+"""Every defined interrupt status bit; a driver ignores the others (MMIO-DRV-012).
+
+A plain int: `~` of an IntFlag stays inside its members and would hide undefined bits.
+"""
 
 FEATURE_WORD_BITS = 32
 """Feature bits travel through 32-bit windows selected by a *FeaturesSel register (§4.2.2)."""
