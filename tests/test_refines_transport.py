@@ -265,6 +265,10 @@ class LifecycleMachine(RuleBasedStateMachine):
         assert all(isinstance(v, DriverError) for v in self.core.violations)
 
 
+COVERAGE_EXAMPLES = 60
+"""Below this many examples the runs are too few to promise each outcome was reached."""
+
+
 @pytest.mark.spec(
     "STATUS-DRV-002", "STATUS-DEV-001", "STATUS-DEV-002", "STATUS-DEV-003", "FEAT-DEV-002",
     "FEAT-DRV-001", "INIT-DRV-003", "INIT-DRV-006", "RESET-DEV-001", "RESET-DEV-002",
@@ -274,6 +278,8 @@ class LifecycleMachine(RuleBasedStateMachine):
 def test_both_transports_refine_the_lifecycle_model() -> None:
     LifecycleMachine.reached.clear()
     run_state_machine_as_test(LifecycleMachine, settings=settings(derandomize=True))
+    if settings.default.max_examples < COVERAGE_EXAMPLES:
+        return  # a quick profile explores too little to promise every outcome was met
     for kind in ("mmio", "devpage"):
         for what in ("kick served", "used interrupt", "device needs reset", "features refused"):
             assert (kind, what) in LifecycleMachine.reached, (kind, what)
