@@ -74,12 +74,13 @@ class DevPageTransport:
     def setup_queue(self, index: int, layout: SplitLayout) -> bool:
         """Write size, addresses and ready = 1, hand it over, and read ready back.
 
-        A queue already ready is left alone (Linux refuses to set up an active queue).
+        A queue already ready is left alone and False returned, as Linux refuses to set
+        up an active queue.
         """
         if not 0 <= index < self.entry.num_vq:
             return False
         if self.queue_ready(index):
-            return True
+            return False
         record, mem = self.entry.vq(index), self._mem
         mem.write_u16(record + VQ_SIZE, layout.size)
         mem.write_u64(record + VQ_DESC, layout.desc)

@@ -95,10 +95,11 @@ class MmioTransport:
     def setup_queue(self, index: int, layout: SplitLayout) -> bool:
         """Program size and addresses, then QueueReady = 1 (legacy: QueuePFN); read it back.
 
-        A queue already ready is left alone (MMIO-DRV-010: its registers are not written).
+        A queue already ready is left alone and False returned, as Linux refuses to set
+        up an active queue (MMIO-DRV-010: its registers are not written).
         """
         if self.queue_ready(index):
-            return True
+            return False
         self._write(MmioReg.QUEUE_NUM, layout.size)
         if self.legacy:
             self._write(MmioReg.GUEST_PAGE_SIZE, LEGACY_PAGE_SIZE)

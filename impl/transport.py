@@ -54,7 +54,10 @@ class TransportAccessor(Protocol):
         ...
 
     def setup_queue(self, index: int, layout: SplitLayout) -> bool:
-        """Program queue `index` at `layout` and enable it; True if the device shows it ready."""
+        """Program queue `index` at `layout` and enable it; True if this call made it ready.
+
+        A queue already ready is not touched (False).
+        """
         ...
 
     def queue_ready(self, index: int) -> bool:
