@@ -57,13 +57,7 @@ from .spec import (
     has_feature,
 )
 from .split_driver import SplitDriver
-from .transport import TransportAccessor
-
-RING_FEATURES = feature_mask(Feature.INDIRECT_DESC, Feature.EVENT_IDX, Feature.VERSION_1)
-"""The §6 reserved bits this bus implements; it never accepts other reserved bits."""
-
-RESERVED_FEATURES = feature_mask(*range(24, 50))
-"""Bits 24..49: reserved for the queue and negotiation mechanisms (§6), not device types."""
+from .transport import RING_FEATURES, TRANSPORT_FEATURES, TransportAccessor
 
 CONFIG_READ_RETRIES = 16
 """How many times a config read is retried while the generation keeps moving."""
@@ -77,7 +71,7 @@ DEFAULT_QUEUE_SIZE = 256
 
 def accepted_features(offered: int, known: int, ring_features: int, *, legacy: bool) -> int:
     """The bits a driver accepts: offered AND (device-type bits it knows OR ring bits) (§2.2)."""
-    wanted = (known & ~RESERVED_FEATURES) | (ring_features & RING_FEATURES)
+    wanted = (known & ~TRANSPORT_FEATURES) | (ring_features & RING_FEATURES)
     if legacy:
         wanted &= (1 << FEATURE_WORD_BITS) - 1
         wanted &= ~feature_mask(Feature.VERSION_1)

@@ -60,6 +60,7 @@ from .spec import (
     has_feature,
 )
 from .split_device import SplitDevice
+from .transport import RING_FEATURES, TRANSPORT_FEATURES
 
 _WORD_MASK = (1 << FEATURE_WORD_BITS) - 1
 
@@ -151,8 +152,15 @@ class DeviceCore:
 
     @property
     def offered_features(self) -> int:
-        """The feature bits this device offers."""
-        return self.backend.offered_features()
+        """The backend's offer without transport bits this project does not implement.
+
+        A device never offers what it would not support (FEAT-DEV-003): of bits 24..49
+        only `RING_FEATURES` pass; a legacy device offers 32 bits and no VERSION_1.
+        """
+        offer = self.backend.offered_features() & ~(TRANSPORT_FEATURES & ~RING_FEATURES)
+        if self.legacy:
+            offer &= (1 << FEATURE_WORD_BITS) - 1
+        return offer
 
     @property
     def active(self) -> bool:

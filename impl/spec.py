@@ -183,6 +183,10 @@ INTERRUPT_BITS = int(InterruptBit.USED_BUFFER | InterruptBit.CONFIG_CHANGE)
 A plain int: `~` of an IntFlag stays inside its members and would hide undefined bits.
 """
 
+TRANSPORT_FEATURE_BITS = range(24, 50)
+"""Bits 24..41 (queue and negotiation extensions) and 42..49 (future) are not device-type
+bits (§2.2); device types use 0..23 and 50 and up."""
+
 FEATURE_WORD_BITS = 32
 """Feature bits travel through 32-bit windows selected by a *FeaturesSel register (§4.2.2)."""
 

@@ -21,6 +21,15 @@ from __future__ import annotations
 from typing import Protocol
 
 from .layout import SplitLayout
+from .spec import TRANSPORT_FEATURE_BITS, Feature, feature_mask
+
+RING_FEATURES = feature_mask(Feature.INDIRECT_DESC, Feature.EVENT_IDX, Feature.VERSION_1)
+"""The §6 reserved bits this project implements. A device never offers, and the bus
+never accepts, any other bit of `TRANSPORT_FEATURES` (FEAT-DEV-003, FEAT-DRV-003):
+no packed rings, no NOTIFICATION_DATA, no RING_RESET, no SUSPEND."""
+
+TRANSPORT_FEATURES = feature_mask(*TRANSPORT_FEATURE_BITS)
+"""Every bit outside the device types' ranges (§2.2)."""
 
 
 class TransportAccessor(Protocol):

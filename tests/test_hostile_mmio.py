@@ -391,3 +391,29 @@ def test_any_register_traffic_never_raises_and_a_reset_recovers(
     assert all(isinstance(v, DriverError) for v in rig.core.violations)
     if not legacy:
         rig.assert_recovers()
+
+
+@pytest.mark.spec("INIT-DEV-001")
+def test_a_suspend_request_is_ignored_as_suspend_is_never_offered() -> None:
+    rig = Rig()
+    rig.status(Status.ACKNOWLEDGE, Status.SUSPEND)
+    assert rig.read(MmioReg.STATUS) == Status.ACKNOWLEDGE
+    rig.status()
+    rig.live()
+    rig.write(MmioReg.STATUS, LIVE | Status.SUSPEND)
+    assert rig.read(MmioReg.STATUS) == LIVE and rig.core.active
+
+
+@pytest.mark.spec("FEAT-DEV-003")
+@pytest.mark.parametrize("legacy", [False, True])
+def test_the_device_never_offers_transport_features_it_does_not_implement(legacy: bool) -> None:
+    platform = Platform()
+    greedy = MODERN_FEATURES | feature_mask(
+        Feature.RING_PACKED, Feature.NOTIFICATION_DATA, Feature.RING_RESET, Feature.IN_ORDER, 3
+    )
+    core = platform.add_mmio(EchoDevice(DeviceId.NET, features=greedy), legacy=legacy)
+    transport = MmioTransport(platform.space, platform.windows[0])
+    expected = MODERN_FEATURES | feature_mask(3)
+    if legacy:
+        expected &= ~feature_mask(Feature.VERSION_1)
+    assert transport.get_features() == core.offered_features == expected
