@@ -399,3 +399,26 @@ class BusMisuse(UsageError):
     """A driver or device registered twice, or unregistered without being registered."""
 
     section = "3.1"
+# --- native peers (§2.7.5, §2.7.6) -------------------------------------------------------
+class PeerRejectedChain(ChainError):
+    """A native peer device (Linux vringh) refused a chain and gave only an errno (§2.7.5).
+
+    The peer does not say which rule broke; `errno` is what it returned. The adapter
+    applies the project's recovery (head returned used with length 0) before raising.
+    """
+
+    section = "2.7.5"
+
+    def __init__(self, message: str, errno: int) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+
+class PeerRejectedRing(RingCorruption):
+    """A native peer device refused the available ring itself (a head out of range, §2.7.6)."""
+
+    section = "2.7.6"
+
+    def __init__(self, message: str, errno: int) -> None:
+        super().__init__(message)
+        self.errno = errno

@@ -53,6 +53,11 @@ class GuestMemory:
         self._buf: bytearray | mmap.mmap = backing
         self.size: int = len(backing)
 
+    @property
+    def backing(self) -> bytearray | mmap.mmap:
+        """The bytes themselves, for a native peer that must address the same pages."""
+        return self._buf
+
     def contains(self, addr: int, length: int) -> bool:
         """Whether `[addr, addr + length)` lies inside the region, with no 64-bit wrap."""
         return 0 <= addr < _ADDR_LIMIT and 0 <= length and addr + length <= self.size
