@@ -185,8 +185,10 @@ def main(argv: list[str]) -> int:
     steps, elapsed = machine_steps(args.machine_examples)
     print(f"(c) state-machine steps/s: {steps / elapsed:,.0f} ({steps} steps in {elapsed:.1f} s)")
     if not peers_disabled():
-        for name, loop in pairing_loops().items():
-            print(f"(d) {name}: {rate(loop, args.seconds):,.0f} round trips/s")
+        loops = pairing_loops()
+        rates = best_rates(list(loops.values()), args.seconds, args.rounds)
+        for name, value in zip(loops, rates, strict=True):
+            print(f"(d) {name}: {value:,.0f} round trips/s")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
