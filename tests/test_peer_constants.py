@@ -7,7 +7,8 @@ value it prints must equal ours. Names map by rule (enum class -> macro prefix,
 `sizeof`, packed flags that Linux gives as bit numbers). A constant with no Linux
 counterpart must be listed in NO_UAPI with the reason (a class name covers its
 members), and one Linux only gained after some release in NEWER_THAN_SOME_TREES; any
-other constant the program cannot find fails the test, so a new constant in impl/spec.py is checked or explained.
+other constant the program cannot find fails the test, so a new constant in
+impl/spec.py is checked or explained.
 """
 
 from __future__ import annotations
