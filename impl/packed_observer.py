@@ -8,8 +8,10 @@ Rules:
   list took (1 with an indirect table), and positions are taken modulo 2 * size, the
   (offset, wrap counter) pair of `wrap_math`. So `avail_idx` is where the run of
   available lists after the device's `next_avail` ends, `used_idx` where the run of
-  used descriptors after the driver's `last_used_idx` ends, and the event positions are
-  the `desc` words of the two event suppression structures (in DESC mode).
+  used descriptors after the driver's `last_used_idx` ends (which must be where the
+  device will write its next one, its `next_used`: the packed ring's used.idx lives
+  only in the device), and the event positions are the `desc` words of the two event
+  suppression structures (in DESC mode).
 - Memory alone cannot show what the split ring's descriptor table keeps: a used
   descriptor overwrites an available one, so the packed shadows reveal a little more.
   The driver tells the token, ring length and writable segments of an id it handed
@@ -54,6 +56,7 @@ class PackedDeviceShadow(Protocol):
     """What an observed packed device must reveal beyond ring memory."""
 
     next_avail: int
+    next_used: int
 
     @property
     def held_heads(self) -> Collection[int]:
@@ -160,6 +163,10 @@ def abstract_packed(
     size = layout.size
     available, avail_end = _available(mem, layout, driver, device.next_avail)
     used, used_end = _used(mem, layout, driver, gap(device.next_avail, driver.last_used_idx, size))
+    if used_end != device.next_used:
+        raise NotConforming(
+            f"used descriptors end at {used_end}, the device writes the next at {device.next_used}"
+        )
     in_device = frozenset(
         (driver.token_of(ident), chain_buffer(mem, device.held_chain(ident)))
         for ident in device.held_heads
