@@ -29,15 +29,13 @@ from .errors import ChainError, NotInFlight, PayloadTooLarge, QueueBroken, RingC
 from .memory import Barrier, GuestMemory
 from .packed_chain import RingList, read_list, read_ring_descriptor, to_chain
 from .packed_layout import PackedLayout
-from .spec import EVENT_FLAGS_MASK, Feature, PackedDescFlag, PackedEventFlag, has_feature
+from .spec import Feature, PackedDescFlag, PackedEventFlag, has_feature
 from .wrap_math import (
     advance,
-    decode_event,
     encode_event,
-    event_offset,
     gap,
     is_available,
-    need_event,
+    notify_decision,
     offset_of,
     used_bits,
     wrap_of,
@@ -68,7 +66,6 @@ class PackedDevice:
         """Forget all queue state (VQ-DEV-002); ring memory is the driver's to re-initialize."""
         self.next_avail = self._initial
         self.next_used = self._initial
-        self._signalled_used = self._initial
         self._unsignalled = 0
         self.in_flight: dict[int, tuple[Chain, int]] = {}
         self.broken = False
@@ -142,16 +139,11 @@ class PackedDevice:
         """
         self.mem.barrier(Barrier.FULL, "D")  # observe D
         used, self._unsignalled = self._unsignalled, 0
-        old, self._signalled_used = self._signalled_used, self.next_used
-        flags = self.mem.read_u16(self.layout.driver_flags) & EVENT_FLAGS_MASK
-        if flags == PackedEventFlag.DISABLE:
-            return False
-        if flags != PackedEventFlag.DESC or not self.event_idx:
-            return True
+        flags = self.mem.read_u16(self.layout.driver_flags)
         off_wrap = self.mem.read_u16(self.layout.driver_off_wrap)
-        if event_offset(off_wrap) >= self.size or used >= 2 * self.size:
-            return True
-        return bool(need_event(decode_event(off_wrap, self.size), self.next_used, old, self.size))
+        return bool(notify_decision(
+            flags, off_wrap, used, self.next_used, self.size, event_idx=self.event_idx
+        ))
 
     # --- available buffer notifications (§2.8.10) -------------------------------------
     def enable_notification(self) -> bool:

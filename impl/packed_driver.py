@@ -43,7 +43,6 @@ from .memory import Barrier, GuestMemory
 from .packed_layout import EventSuppress, PackedDescriptor, PackedLayout, desc_ring_bytes
 from .spec import (
     DESC_SIZE,
-    EVENT_FLAGS_MASK,
     MAX_CHAIN_BYTES,
     Feature,
     PackedDescFlag,
@@ -53,12 +52,10 @@ from .spec import (
 from .wrap_math import (
     advance,
     avail_bits,
-    decode_event,
     encode_event,
-    event_offset,
     gap,
     is_used,
-    need_event,
+    notify_decision,
     offset_of,
     wrap_of,
 )
@@ -232,17 +229,11 @@ class PackedDriver:
         self._check_live()
         self.mem.barrier(Barrier.FULL, "B")  # publish B
         added, self._num_added = self._num_added, 0
-        new = self.next_avail
-        flags = self.mem.read_u16(self.layout.device_flags) & EVENT_FLAGS_MASK
-        if flags == PackedEventFlag.DISABLE:
-            return False
-        if flags != PackedEventFlag.DESC or not self.event_idx:
-            return True
+        flags = self.mem.read_u16(self.layout.device_flags)
         off_wrap = self.mem.read_u16(self.layout.device_off_wrap)
-        if event_offset(off_wrap) >= self.size or added >= 2 * self.size:
-            return True
-        old = advance(new, 2 * self.size - added, self.size)
-        return bool(need_event(decode_event(off_wrap, self.size), new, old, self.size))
+        return bool(notify_decision(
+            flags, off_wrap, added, self.next_avail, self.size, event_idx=self.event_idx
+        ))
 
     def notify(self) -> None:
         """Ring the transport's doorbell for this queue (no-op without a hook)."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from .ring_math import ult
-from .spec import EVENT_WRAP_SHIFT, PackedDescFlag
+from .spec import EVENT_FLAGS_MASK, EVENT_WRAP_SHIFT, PackedDescFlag, PackedEventFlag
 
 AVAIL_SHIFT = 7
 """Bit number of VIRTQ_DESC_F_AVAIL in `flags` (§2.8.1)."""
@@ -42,6 +42,11 @@ def select(cond: Any, if_true: int, if_false: int) -> int:
     return result
 
 
+def like(value: int, constant: int) -> int:
+    """`constant` in the type of `value`: an int, or a bit-vector of `value`'s width."""
+    return value - value + constant
+
+
 def position(offset: int, wrap: int, size: int) -> int:
     """The position of `offset` in a lap whose wrap counter is `wrap` (0 or 1)."""
     return offset + (1 - wrap) * size
@@ -54,7 +59,7 @@ def offset_of(pos: int, size: int) -> int:
 
 def wrap_of(pos: int, size: int) -> int:
     """The wrap counter in force at position `pos`: 1 in the first lap, 0 in the second."""
-    return select(ult(pos, size), 1, 0)
+    return select(ult(pos, size), like(pos, 1), like(pos, 0))
 
 
 def advance(pos: int, by: int, size: int) -> int:
@@ -133,3 +138,37 @@ def event_wrap(off_wrap: int) -> int:
 def decode_event(off_wrap: int, size: int) -> int:
     """The position an event `desc` word names; only meaningful if its offset < size."""
     return position(event_offset(off_wrap), event_wrap(off_wrap), size)
+
+
+# --- the notification decision (§2.8.10, §2.8.21.2) -----------------------------------
+def choose(cond: Any, if_true: Any, if_false: Any) -> Any:
+    """`if_true if cond else if_false` for truth values, also for a Z3 condition."""
+    if isinstance(cond, bool):
+        return if_true if cond else if_false
+    import z3  # only the proofs pass symbolic conditions
+
+    return z3.If(cond, if_true, if_false)
+
+
+def notify_decision(
+    flags: int, off_wrap: int, count: int, new: int, size: int, *, event_idx: bool
+) -> Any:
+    """Whether a side that just moved to position `new` over `count` descriptors notifies.
+
+    `flags` and `off_wrap` are the other side's event suppression structure. DISABLE:
+    never. ENABLE (or any value without VIRTIO_F_EVENT_IDX, or the reserved value):
+    always. DESC with VIRTIO_F_EVENT_IDX: when the named position is one of the `count`
+    positions before `new`; a named offset no descriptor has, or 2 * size descriptors
+    or more (every position passed), notify too (an extra notification is allowed,
+    PACKED-DRV-005). The driver's `kick_prepare` and the device's `needs_notification`
+    both decide with this function.
+    """
+    mode = flags & EVENT_FLAGS_MASK
+    if not event_idx:
+        return mode != PackedEventFlag.DISABLE
+    old = advance(new, 2 * size - count, size)
+    named = need_event(decode_event(off_wrap, size), new, old, size)
+    in_ring = ult(event_offset(off_wrap), size)
+    desc_rule = choose(in_ring, choose(ult(count, 2 * size), named, True), True)
+    enabled = choose(mode == PackedEventFlag.DESC, desc_rule, True)
+    return choose(mode == PackedEventFlag.DISABLE, False, enabled)

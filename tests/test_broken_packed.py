@@ -20,6 +20,7 @@ from packed_machine import PackedQueueMachine, packed_device, packed_driver
 
 import impl.packed_device as device_module
 import impl.packed_driver as driver_module
+import impl.wrap_math as wrap_math
 from impl.memory import Barrier
 from impl.packed_chain import RingList
 from impl.packed_device import PackedDevice
@@ -141,6 +142,22 @@ def off_by_one_need_event(event: Any, new: Any, old: Any, size: int) -> Any:
     return _ult(gap(new, event, size), gap(new, old, size))
 
 
+def side_with(**mutants: Callable[..., Any]) -> Callable[..., Any]:
+    """`notify_decision` running with some `wrap_math` functions swapped for mutants."""
+
+    def decision(*args: Any, **kwargs: Any) -> Any:
+        saved = {name: getattr(wrap_math, name) for name in mutants}
+        try:
+            for name, mutant in mutants.items():
+                setattr(wrap_math, name, mutant)
+            return wrap_math.notify_decision(*args, **kwargs)
+        finally:
+            for name, original in saved.items():
+                setattr(wrap_math, name, original)
+
+    return decision
+
+
 def test_reference_pair_passes_the_same_hunt() -> None:
     assert not machine_fails()
 
@@ -176,22 +193,26 @@ def test_catches_device_not_skipping_the_list() -> None:
 
 
 def test_catches_device_event_compare_without_wrap(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(device_module, "decode_event", wrapless_event)
+    monkeypatch.setattr(device_module, "notify_decision", side_with(decode_event=wrapless_event))
     assert machine_fails()
 
 
 def test_catches_driver_event_compare_without_wrap(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(driver_module, "decode_event", wrapless_event)
+    monkeypatch.setattr(driver_module, "notify_decision", side_with(decode_event=wrapless_event))
     assert machine_fails()
 
 
 def test_catches_off_by_one_in_device_need_event(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(device_module, "need_event", off_by_one_need_event)
+    monkeypatch.setattr(
+        device_module, "notify_decision", side_with(need_event=off_by_one_need_event)
+    )
     assert machine_fails()
 
 
 def test_catches_off_by_one_in_driver_need_event(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(driver_module, "need_event", off_by_one_need_event)
+    monkeypatch.setattr(
+        driver_module, "notify_decision", side_with(need_event=off_by_one_need_event)
+    )
     assert machine_fails()
 
 
