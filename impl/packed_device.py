@@ -66,6 +66,7 @@ class PackedDevice:
         """Forget all queue state (VQ-DEV-002); ring memory is the driver's to re-initialize."""
         self.next_avail = self._initial
         self.next_used = self._initial
+        self._signalled_used = self._initial
         self._unsignalled = 0
         self.in_flight: dict[int, tuple[Chain, int]] = {}
         self.broken = False
@@ -139,10 +140,11 @@ class PackedDevice:
         """
         self.mem.barrier(Barrier.FULL, "D")  # observe D
         used, self._unsignalled = self._unsignalled, 0
+        old, self._signalled_used = self._signalled_used, self.next_used
         flags = self.mem.read_u16(self.layout.driver_flags)
         off_wrap = self.mem.read_u16(self.layout.driver_off_wrap)
         return bool(notify_decision(
-            flags, off_wrap, used, self.next_used, self.size, event_idx=self.event_idx
+            flags, off_wrap, used, old, self.next_used, self.size, event_idx=self.event_idx
         ))
 
     # --- available buffer notifications (§2.8.10) -------------------------------------

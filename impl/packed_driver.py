@@ -111,6 +111,7 @@ class PackedDriver:
         self.next_avail = start
         self.last_used_idx = start
         self._num_added = 0
+        self._kicked_at = start
         self.no_interrupt = False
         self.broken = False
         self._zero_ring(start)
@@ -231,8 +232,9 @@ class PackedDriver:
         added, self._num_added = self._num_added, 0
         flags = self.mem.read_u16(self.layout.device_flags)
         off_wrap = self.mem.read_u16(self.layout.device_off_wrap)
+        old, self._kicked_at = self._kicked_at, self.next_avail
         return bool(notify_decision(
-            flags, off_wrap, added, self.next_avail, self.size, event_idx=self.event_idx
+            flags, off_wrap, added, old, self.next_avail, self.size, event_idx=self.event_idx
         ))
 
     def notify(self) -> None:

@@ -7,11 +7,13 @@ Rules:
   counter is 1, `size + offset` in a lap whose counter is 0. Every position step, gap
   and event test of the packed ring is done on positions here, by these functions
   only; no other module tests or flips a wrap counter by hand.
-- The functions use `+`, `-`, `&`, `|`, `^`, `>>` and two helpers (`ring_math.ult` and
-  `select`), so they accept Python `int` and Z3 bit-vectors alike: the proofs run the
-  very functions the driver and device call. Arguments must be in range (positions
-  below `2 * size`, steps at most `2 * size`); on bit-vectors the caller picks a width
-  with room for `4 * size`.
+- The functions use `+`, `-`, `&`, `|`, `^`, `>>` and three helpers (`below`, `select`,
+  `choose`), so they accept Python `int` and Z3 terms alike: the proofs run the very
+  functions the driver and device call. The position arithmetic (`advance`, `gap`,
+  `need_event`, ...) also accepts Z3 integers, which model Python's unbounded ints
+  exactly; the flag and event-word functions need bit-vectors. Arguments must be in
+  range (positions below `2 * size`, steps at most `2 * size`); on bit-vectors the
+  caller picks a width with room for `4 * size`.
 
 Spec: §2.8.1 (wrap counters, AVAIL/USED bits), §2.8.10 and §2.8.14 (event suppression:
 offset and wrap of one descriptor), §2.8.21.1 (flipping after the last descriptor).
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from .ring_math import ult
 from .spec import EVENT_FLAGS_MASK, EVENT_WRAP_SHIFT, PackedDescFlag, PackedEventFlag
 
 AVAIL_SHIFT = 7
@@ -30,6 +31,17 @@ USED_SHIFT = 15
 """Bit number of VIRTQ_DESC_F_USED in `flags` (§2.8.1)."""
 OFFSET_MASK = (1 << EVENT_WRAP_SHIFT) - 1
 """The 15 offset bits of an event suppression `desc` word (§2.8.14)."""
+
+
+def below(a: int, b: int) -> Any:
+    """Unsigned a < b: `<` on Python and Z3 integers, `z3.ULT` on bit-vectors."""
+    if isinstance(a, int) and isinstance(b, int):
+        return a < b
+    import z3  # only the proofs pass symbolic values
+
+    if z3.is_bv(a) or z3.is_bv(b):
+        return z3.ULT(a, b)
+    return a < b
 
 
 def select(cond: Any, if_true: int, if_false: int) -> int:
@@ -54,12 +66,12 @@ def position(offset: int, wrap: int, size: int) -> int:
 
 def offset_of(pos: int, size: int) -> int:
     """The ring offset of position `pos`: pos mod size."""
-    return select(ult(pos, size), pos, pos - size)
+    return select(below(pos, size), pos, pos - size)
 
 
 def wrap_of(pos: int, size: int) -> int:
     """The wrap counter in force at position `pos`: 1 in the first lap, 0 in the second."""
-    return select(ult(pos, size), like(pos, 1), like(pos, 0))
+    return select(below(pos, size), like(pos, 1), like(pos, 0))
 
 
 def advance(pos: int, by: int, size: int) -> int:
@@ -69,13 +81,13 @@ def advance(pos: int, by: int, size: int) -> int:
     counter 1 is followed by offset 0 at counter 0, and the reverse.
     """
     moved = pos + by
-    return select(ult(moved, 2 * size), moved, moved - 2 * size)
+    return select(below(moved, 2 * size), moved, moved - 2 * size)
 
 
 def gap(newer: int, older: int, size: int) -> int:
     """How many descriptors `newer` lies after `older`, modulo 2*size."""
     diff = newer - older
-    return select(ult(newer, older), diff + 2 * size, diff)
+    return select(below(newer, older), diff + 2 * size, diff)
 
 
 def need_event(event: int, new: int, old: int, size: int) -> Any:
@@ -86,7 +98,7 @@ def need_event(event: int, new: int, old: int, size: int) -> Any:
     (offset and wrap, §2.8.14) was among those just made available or used. The same
     closed form as the split ring's, over the packed modulus.
     """
-    return ult(gap(new, advance(event, 1, size), size), gap(new, old, size))
+    return below(gap(new, advance(event, 1, size), size), gap(new, old, size))
 
 
 # --- flags (§2.8.1) ------------------------------------------------------------------
@@ -151,9 +163,9 @@ def choose(cond: Any, if_true: Any, if_false: Any) -> Any:
 
 
 def notify_decision(
-    flags: int, off_wrap: int, count: int, new: int, size: int, *, event_idx: bool
+    flags: int, off_wrap: int, count: int, old: int, new: int, size: int, *, event_idx: bool
 ) -> Any:
-    """Whether a side that just moved to position `new` over `count` descriptors notifies.
+    """Whether a side that moved from position `old` to `new` over `count` descriptors notifies.
 
     `flags` and `off_wrap` are the other side's event suppression structure. DISABLE:
     never. ENABLE (or any value without VIRTIO_F_EVENT_IDX, or the reserved value):
@@ -166,9 +178,8 @@ def notify_decision(
     mode = flags & EVENT_FLAGS_MASK
     if not event_idx:
         return mode != PackedEventFlag.DISABLE
-    old = advance(new, 2 * size - count, size)
     named = need_event(decode_event(off_wrap, size), new, old, size)
-    in_ring = ult(event_offset(off_wrap), size)
-    desc_rule = choose(in_ring, choose(ult(count, 2 * size), named, True), True)
+    in_ring = below(event_offset(off_wrap), size)
+    desc_rule = choose(in_ring, choose(below(count, 2 * size), named, True), True)
     enabled = choose(mode == PackedEventFlag.DESC, desc_rule, True)
     return choose(mode == PackedEventFlag.DISABLE, False, enabled)

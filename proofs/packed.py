@@ -40,6 +40,7 @@ import z3
 from impl import wrap_math
 from impl.spec import INITIAL_WRAP_COUNTER, MAX_QUEUE_SIZE, PackedEventFlag
 
+from .registry import Obligation
 from .terms import bv as _bv
 from .terms import const as _const
 from .verdict import Claim
@@ -61,14 +62,23 @@ def const(value: int) -> Any:
     return _const(value, PACKED_BITS)
 
 
+def num(name: str) -> Any:
+    """A fresh mathematical integer: Python's unbounded `int`, as the runtime computes."""
+    return z3.Int(name)
+
+
 def is_packed_size(size: Any) -> Any:
     """`size` is any queue size from 1 to 32768 (§2.8: no power of two needed)."""
-    return z3.And(z3.UGE(size, 1), z3.ULE(size, MAX_QUEUE_SIZE))
+    if z3.is_bv(size):
+        return z3.And(z3.UGE(size, 1), z3.ULE(size, MAX_QUEUE_SIZE))
+    return z3.And(size >= 1, size <= MAX_QUEUE_SIZE)
 
 
 def is_position(pos: Any, size: Any) -> Any:
     """`pos` is a position of a ring of `size`: 0 .. 2*size-1."""
-    return z3.ULT(pos, 2 * size)
+    if z3.is_bv(pos):
+        return z3.ULT(pos, 2 * size)
+    return z3.And(pos >= 0, pos < 2 * size)
 
 
 def _truth(value: Any) -> Any:
@@ -79,26 +89,29 @@ def _truth(value: Any) -> Any:
 # --- positions (§2.8.1, §2.8.14) ---------------------------------------------------------
 def position_claims(wm: ModuleType = wrap_math) -> list[Claim]:
     """Stepping, the (offset, counter) pair and event words, for every size and position."""
-    pos, size = bv("pos"), bv("size")
+    pos, size = num("pos"), num("size")
     pre = z3.And(is_packed_size(size), is_position(pos, size))
     off, wrap = wm.offset_of(pos, size), wm.wrap_of(pos, size)
     nxt = wm.advance(pos, 1, size)
     last = off == size - 1
     shown = {"size": size, "pos": pos, "offset": off, "wrap": wrap, "next": nxt}
-    event = wm.encode_event(pos, size)
+    bpos, bsize = bv("pos"), bv("size")
+    event = wm.encode_event(bpos, bsize)
+    event_pre = z3.And(is_packed_size(bsize), is_position(bpos, bsize))
     return [
         Claim("a position is its offset and counter", pre,
-              z3.And(z3.ULT(off, size), z3.ULE(wrap, 1), wm.position(off, wrap, size) == pos),
+              z3.And(off >= 0, off < size, z3.Or(wrap == 0, wrap == 1),
+                     wm.position(off, wrap, size) == pos),
               shown),
         Claim("one step: offset + 1, or offset 0 with the counter flipped after the last", pre,
               z3.And(is_position(nxt, size),
-                     wm.offset_of(nxt, size) == z3.If(last, const(0), off + 1),
+                     wm.offset_of(nxt, size) == z3.If(last, 0, off + 1),
                      wm.wrap_of(nxt, size) == z3.If(last, 1 - wrap, wrap)),
               shown),
-        Claim("an event word names the position and reads back as it", pre,
-              z3.And(z3.ULT(event, FLAGS_LIMIT), wm.decode_event(event, size) == pos,
-                     z3.ULT(wm.event_offset(event), size)),
-              shown),
+        Claim("an event word names the position and reads back as it", event_pre,
+              z3.And(z3.ULT(event, FLAGS_LIMIT), wm.decode_event(event, bsize) == bpos,
+                     z3.ULT(wm.event_offset(event), bsize)),
+              {"size": bsize, "pos": bpos, "event": event}),
     ]
 
 
@@ -135,26 +148,21 @@ def availability_claims(wm: ModuleType = wrap_math) -> list[Claim]:
 def in_window(event: Any, old: Any, count: Any, size: Any) -> Any:
     """`event` is one of old, old+1, ..., old+count-1 taken modulo 2*size (no modulo used)."""
     end = old + count
-    return z3.Or(z3.And(z3.ULE(old, event), z3.ULT(event, end)),
-                 z3.And(z3.ULE(old, event + 2 * size), z3.ULT(event + 2 * size, end)))
+    return z3.Or(z3.And(old <= event, event < end),
+                 z3.And(old <= event + 2 * size, event + 2 * size < end))
 
 
 def need_event_claims(wm: ModuleType = wrap_math) -> list[Claim]:
     """need_event(e, new, old) iff e was passed moving from old to new (fewer than 2*size)."""
-    event, old, count, size = bv("event"), bv("old"), bv("count"), bv("size")
+    event, old, count, size = num("event"), num("old"), num("count"), num("size")
     pre = z3.And(is_packed_size(size), is_position(event, size), is_position(old, size),
-                 z3.ULT(count, 2 * size))
+                 count >= 0, count < 2 * size)
     new = wm.advance(old, count, size)
     got = _truth(wm.need_event(event, new, old, size))
     shown = {"size": size, "event": event, "old": old, "count": count, "new": new,
              "need_event": got}
-    straight = z3.ULT(old + count, 2 * size)
-    return [
-        Claim("need_event == event passed, window inside one double lap",
-              z3.And(pre, straight), got == in_window(event, old, count, size), shown),
-        Claim("need_event == event passed, window across position 0",
-              z3.And(pre, z3.Not(straight)), got == in_window(event, old, count, size), shown),
-    ]
+    return [Claim("need_event == event passed between old and new", pre,
+                  got == in_window(event, old, count, size), shown)]
 
 
 def decision_claims(wm: ModuleType = wrap_math) -> list[Claim]:
@@ -162,23 +170,23 @@ def decision_claims(wm: ModuleType = wrap_math) -> list[Claim]:
     old, count, size, off_wrap, flags = bv("old"), bv("count"), bv("size"), bv("off_wrap"), \
         bv("flags")
     word = z3.And(z3.ULT(off_wrap, FLAGS_LIMIT), z3.ULT(flags, FLAGS_LIMIT))
-    sane = z3.And(is_packed_size(size), is_position(old, size), word)
-    new = wm.advance(old, z3.If(z3.ULT(count, 2 * size), count, const(0)), size)
+    sane = z3.And(is_packed_size(size), is_position(old, size), word, z3.ULT(count, FLAGS_LIMIT))
+    new = bv("new")
     mode = flags & 3
     named = wm.decode_event(off_wrap, size)
     in_ring = z3.ULT(wm.event_offset(off_wrap), size)
 
     def decide(event_idx: bool, word_: Any = off_wrap) -> Any:
-        return _truth(wm.notify_decision(flags, word_, count, new, size, event_idx=event_idx))
+        return _truth(
+            wm.notify_decision(flags, word_, count, old, new, size, event_idx=event_idx)
+        )
 
     shown = {"size": size, "old": old, "count": count, "new": new, "off_wrap": off_wrap,
              "flags": flags, "notify": decide(True)}
     desc = z3.And(sane, mode == PackedEventFlag.DESC, in_ring, z3.ULT(count, 2 * size))
-    back = wm.advance(new, 2 * size - count, size)
     return [
         Claim("DESC: the decision is need_event over the positions passed", desc,
-              z3.And(back == old,
-                     decide(True) == _truth(wm.need_event(named, new, old, size))), shown),
+              decide(True) == _truth(wm.need_event(named, new, old, size)), shown),
         Claim("DESC naming no descriptor, or 2*size passed: notify",
               z3.And(sane, mode == PackedEventFlag.DESC,
                      z3.Or(z3.Not(in_ring), z3.UGE(count, 2 * size))),
@@ -195,11 +203,11 @@ def decision_claims(wm: ModuleType = wrap_math) -> list[Claim]:
 # --- list walks (§2.8.6) -------------------------------------------------------------------
 def walk_claims(wm: ModuleType = wrap_math) -> list[Claim]:
     """A list of at most `size` descriptors occupies distinct ring offsets."""
-    pos, size, i, j = bv("pos"), bv("size"), bv("i"), bv("j")
-    pre = z3.And(is_packed_size(size), is_position(pos, size), z3.ULT(i, j), z3.ULT(j, size))
+    pos, size, i, j = num("pos"), num("size"), num("i"), num("j")
+    pre = z3.And(is_packed_size(size), is_position(pos, size), 0 <= i, i < j, j < size)
     at_i, at_j = wm.advance(pos, i, size), wm.advance(pos, j, size)
     shown = {"size": size, "pos": pos, "i": i, "j": j, "at_i": at_i, "at_j": at_j}
-    step = z3.And(is_packed_size(size), is_position(pos, size), z3.ULT(i, 2 * size))
+    step = z3.And(is_packed_size(size), is_position(pos, size), 0 <= i, i < 2 * size)
     return [
         Claim("descriptors i < j < size of a list sit at different offsets", pre,
               wm.offset_of(at_i, size) != wm.offset_of(at_j, size), shown),
@@ -246,7 +254,67 @@ def id_claims(accepts: Fn = driver_accepts_id) -> list[Claim]:
     ]
 
 
+def flag_claims() -> list[Claim]:
+    """Obligation: positions, wrap counters and the AVAIL/USED encoding."""
+    return position_claims() + availability_claims()
+
+
+def notification_claims() -> list[Claim]:
+    """Obligation: need_event across the wrap and the shared notification decision."""
+    return need_event_claims() + decision_claims()
+
+
 def claims() -> list[Claim]:
     """Every packed claim, over the real functions."""
-    return (position_claims() + availability_claims() + need_event_claims()
-            + decision_claims() + walk_claims() + id_claims())
+    return flag_claims() + notification_claims() + walk_claims() + id_claims()
+
+
+def obligations() -> list[Obligation]:
+    """The packed ring's obligations, as `proofs.registry` lists them (no solver runs)."""
+    wm = "impl.wrap_math."
+    return [
+        Obligation(
+            name="proof_wrap_counter_availability_2_8_1",
+            prop="positions step and flip the wrap counter after the last descriptor; a "
+            "descriptor is seen available exactly once per lap, a used one never",
+            spec_ids=("PACKED-DEV-005",),
+            impl_functions=tuple(wm + f for f in (
+                "advance", "offset_of", "wrap_of", "position", "avail_bits", "used_bits",
+                "is_available", "is_used", "encode_event", "decode_event",
+            )),
+            bound="all sizes 1..32768, all positions, all 16-bit flags",
+            build=flag_claims,
+        ),
+        Obligation(
+            name="proof_packed_need_event_2_8_10",
+            prop="need_event is 'event passed from old to new' mod 2*size; both sides "
+            "notify exactly as DESC/ENABLE/DISABLE ask",
+            spec_ids=(),
+            impl_functions=(
+                wm + "need_event", wm + "gap", wm + "notify_decision",
+                "impl.packed_driver.PackedDriver.kick_prepare",
+                "impl.packed_device.PackedDevice.needs_notification",
+            ),
+            bound="all sizes 1..32768, all positions, fewer than 2*size passed (more: notify)",
+            build=notification_claims,
+        ),
+        Obligation(
+            name="proof_packed_list_walk_2_8_6",
+            prop="a list of at most size descriptors occupies distinct offsets; stepping "
+            "agrees with skipping",
+            spec_ids=("PACKED-DEV-007",),
+            impl_functions=(wm + "advance", wm + "offset_of", "impl.packed_chain.read_list"),
+            bound="all sizes 1..32768, all positions",
+            build=walk_claims,
+        ),
+        Obligation(
+            name="proof_buffer_id_conservation_2_8_22",
+            prop="every Buffer ID free or outstanding, never both, across add and an "
+            "accepted reclaim; no id comes back twice",
+            spec_ids=(),
+            impl_functions=("impl.packed_driver.PackedDriver.add_sgs",
+                            "impl.packed_driver.PackedDriver.get_buf"),
+            bound="all sizes 1..32768, all 16-bit ids (inductive, pointwise)",
+            build=id_claims,
+        ),
+    ]

@@ -105,7 +105,15 @@ def all_obligations() -> list[Obligation]:
             bound="all sizes 1..32768, every base address below 2^64, every slot",
             build=_layout,
         ),
+        *_packed(),
     ]
+
+
+def _packed() -> list[Obligation]:
+    """The packed ring's obligations, listed in `proofs.packed` (§2.8)."""
+    from .packed import obligations
+
+    return obligations()
 
 
 def by_name(name: str) -> Obligation:

@@ -37,7 +37,7 @@ from impl.wrap_math import (
     used_bits,
     wrap_of,
 )
-from impl.wrap_math import ult as _ult
+from impl.wrap_math import below as _ult
 
 HUNT = settings(
     max_examples=300,
