@@ -1,0 +1,99 @@
+"""What a transmit chain means: a checked header and frame, and the checksum the device owes.
+
+Rules:
+- A transmit chain is device-readable only: the negotiated header (10 or 12 bytes),
+  then the frame, split over descriptors however the driver likes (ANY_LAYOUT is the
+  only layout of VIRTIO 1.x).
+- The header must be one the features allow: gso_type NONE (this device offers no
+  segmentation, NET-DRV-034), NEEDS_CSUM only with VIRTIO_NET_F_CSUM (NET-DRV-016),
+  num_buffers 0 (NET-DRV-015). Flag bits the device does not know are ignored
+  (NET-DEV-015). hdr_len is never relied on (NET-DEV-021).
+- NEEDS_CSUM: the device computes the ones' complement sum from csum_start to the end
+  and stores it at csum_start + csum_offset (§5.1.6.2); without the flag it never
+  looks at those fields (NET-DEV-016).
+- The frame is not read unless its length is acceptable (Ethernet header to the
+  maximum frame), so the work is bounded by the maximum frame.
+
+Spec: §5.1.6.2 (packet transmission), §5.1.6.2.1 and §5.1.6.2.2 (its rules).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .chain import Chain
+from .errors import (
+    NetTxBadChecksumOffsets,
+    NetTxBadHeader,
+    NetTxHeaderTooShort,
+    NetTxRunt,
+    NetTxTooLong,
+    NetTxWritable,
+)
+from .memory import GuestMemory
+from .net_header import NetHdr, net_hdr_size
+from .spec import ETH_HEADER_LEN, NetFeature, NetGso, NetHdrFlag, has_feature
+
+_CSUM_FIELD = 2
+_U16_MASK = 0xFFFF
+
+
+@dataclass(frozen=True, slots=True)
+class TxFrame:
+    """A transmit request after its checks: the header and the finished frame."""
+
+    hdr: NetHdr
+    data: bytes
+
+
+def parse_tx(chain: Chain, mem: GuestMemory, features: int, max_frame: int) -> TxFrame:
+    """Check and decode a transmit chain; raise a NetDriverError subclass if it is bad."""
+    hdr_size = net_hdr_size(features)
+    if chain.writable:
+        raise NetTxWritable(f"transmit chain {chain.head} has device-writable descriptors")
+    if chain.readable_len < hdr_size:
+        raise NetTxHeaderTooShort(
+            f"transmit chain {chain.head} has {chain.readable_len} bytes, header is {hdr_size}"
+        )
+    length = chain.readable_len - hdr_size
+    if length < ETH_HEADER_LEN:
+        raise NetTxRunt(f"transmitted frame of {length} bytes is shorter than an Ethernet header")
+    if length > max_frame:
+        raise NetTxTooLong(f"transmitted frame of {length} bytes exceeds {max_frame}")
+    raw = chain.read_payload(mem)
+    hdr = NetHdr.unpack(raw[:hdr_size])
+    _check_header(hdr, features)
+    frame = raw[hdr_size:]
+    if hdr.flags & NetHdrFlag.NEEDS_CSUM:
+        frame = complete_checksum(frame, hdr.csum_start, hdr.csum_offset)
+    return TxFrame(hdr, frame)
+
+
+def _check_header(hdr: NetHdr, features: int) -> None:
+    if hdr.gso_type != NetGso.NONE:
+        raise NetTxBadHeader(f"gso_type {hdr.gso_type} without a segmentation feature")
+    if hdr.flags & NetHdrFlag.NEEDS_CSUM and not has_feature(features, NetFeature.CSUM):
+        raise NetTxBadHeader("NEEDS_CSUM without VIRTIO_NET_F_CSUM")
+    if hdr.num_buffers:
+        raise NetTxBadHeader(f"transmit num_buffers is {hdr.num_buffers}, not 0")
+
+
+def ones_complement_sum(data: bytes) -> int:
+    """The 16-bit ones' complement sum of `data` as big-endian words (RFC 1071)."""
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
+    while total >> 16:
+        total = (total & _U16_MASK) + (total >> 16)
+    return total
+
+
+def complete_checksum(frame: bytes, start: int, offset: int) -> bytes:
+    """Store the complemented sum from `start` to the end at `start + offset` (§5.1.6.2)."""
+    where = start + offset
+    if where + _CSUM_FIELD > len(frame):
+        raise NetTxBadChecksumOffsets(
+            f"checksum at {start}+{offset} lies outside a frame of {len(frame)} bytes"
+        )
+    checksum = ~ones_complement_sum(frame[start:]) & _U16_MASK
+    return frame[:where] + checksum.to_bytes(_CSUM_FIELD, "big") + frame[where + _CSUM_FIELD :]
