@@ -1,0 +1,140 @@
+"""What a virtio-net link means: frames cross in order, or are counted as dropped.
+
+Rules:
+- No bytes of headers, rings or descriptors: a frame is an opaque value with a length.
+  Each side of a link is a NIC with a receive backlog of bounded length and some
+  number of receive buffers the driver has posted; a frame needs `need(length)`
+  buffers (1 without mergeable buffers).
+- A frame sent from a side whose link is down is refused by its driver. Otherwise it
+  arrives at the peer: dropped there as `link_down` if the peer's link is down,
+  `oversize` if longer than the peer accepts, `backlog_full` if the backlog is full;
+  else it joins the backlog.
+- The backlog drains in order while the posted buffers suffice for its oldest frame
+  (head-of-line: a frame never overtakes another). A frame that needs more buffers
+  than the whole ring holds is dropped as `no_room` once the ring is fully posted.
+- A delivered frame waits, unchanged, until the driver polls; a poll hands every
+  waiting frame over in order and gives back their buffers for the next refill.
+- A link going down drops the backlog as `link_down`.
+- So for every side: frames sent towards it = received + waiting + backlog + drops.
+
+Spec: §5.1 (the device's link, receive queue and buffers), §5.1.6.3 and §5.1.6.4
+(receive buffers and num_buffers), §5.1.4 (LINK_UP).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+Frame = bytes
+SIDES = ("a", "b")
+
+
+@dataclass
+class NicModel:
+    """One side's receive path: link, backlog, posted buffers, frames not yet polled."""
+
+    link_up: bool = True
+    backlog: deque[Frame] = field(default_factory=deque)
+    posted: int = 0
+    unreclaimed: int = 0
+    waiting: list[Frame] = field(default_factory=list)
+    received: list[Frame] = field(default_factory=list)
+    drops: Counter[str] = field(default_factory=Counter)
+    arrived: int = 0
+
+
+class LinkModel:
+    """Two NICs, `a` and `b`, joined by a wire.
+
+    `capacity` is the receive ring's buffer count, `backlog_limit` the backlog bound,
+    `max_frame` the longest frame a side accepts, `need(length)` the buffers a frame
+    of that length takes, `mergeable` whether a frame may take several.
+    """
+
+    def __init__(
+        self,
+        *,
+        capacity: int,
+        backlog_limit: int,
+        max_frame: int,
+        need: Callable[[int], int],
+        mergeable: bool,
+    ) -> None:
+        self.capacity = capacity
+        self.backlog_limit = backlog_limit
+        self.max_frame = max_frame
+        self.need = need
+        self.mergeable = mergeable
+        self.nics = {side: NicModel() for side in SIDES}
+
+    @staticmethod
+    def peer(side: str) -> str:
+        """The other end of the wire."""
+        return SIDES[1 - SIDES.index(side)]
+
+    def send(self, side: str, frame: Frame) -> bool:
+        """`side`'s driver sends `frame`; False if it refuses (its link is down)."""
+        if not self.nics[side].link_up:
+            return False
+        self.arrive(self.peer(side), frame)
+        return True
+
+    def arrive(self, side: str, frame: Frame) -> None:
+        """`frame` reaches `side`'s NIC from the wire."""
+        nic = self.nics[side]
+        nic.arrived += 1
+        self.flush(side)
+        if not nic.link_up:
+            nic.drops["link_down"] += 1
+        elif len(frame) > self.max_frame:
+            nic.drops["oversize"] += 1
+        elif len(nic.backlog) >= self.backlog_limit:
+            nic.drops["backlog_full"] += 1
+        else:
+            nic.backlog.append(frame)
+            self.flush(side)
+
+    def flush(self, side: str) -> None:
+        """Deliver backlog frames, oldest first, while the posted buffers suffice."""
+        nic = self.nics[side]
+        while nic.backlog:
+            needed = self.need(len(nic.backlog[0]))
+            if needed <= nic.posted:
+                nic.posted -= needed
+                nic.unreclaimed += needed
+                nic.waiting.append(nic.backlog.popleft())
+            elif self.mergeable and nic.posted >= self.capacity:
+                nic.backlog.popleft()
+                nic.drops["no_room"] += 1
+            else:
+                return
+
+    def refill(self, side: str) -> None:
+        """The driver posts every buffer it holds: the ring less the unpolled ones."""
+        nic = self.nics[side]
+        nic.posted = self.capacity - nic.unreclaimed
+        self.flush(side)
+
+    def poll(self, side: str) -> list[Frame]:
+        """The driver takes every delivered frame, in order, and reclaims their buffers."""
+        nic = self.nics[side]
+        taken, nic.waiting = nic.waiting, []
+        nic.received.extend(taken)
+        nic.unreclaimed = 0
+        return taken
+
+    def set_link(self, side: str, up: bool) -> None:
+        """`side`'s link goes up or down; down drops its backlog."""
+        nic = self.nics[side]
+        nic.link_up = up
+        if not up:
+            nic.drops["link_down"] += len(nic.backlog)
+            nic.backlog.clear()
+
+    def accounted(self, side: str) -> bool:
+        """Every frame that reached `side` is received, waiting, in the backlog or dropped."""
+        nic = self.nics[side]
+        total = len(nic.received) + len(nic.waiting) + len(nic.backlog) + nic.drops.total()
+        return total == nic.arrived
