@@ -404,7 +404,8 @@ class NetDevice:
     def _pop_rx(self) -> Chain | None:
         """The next usable receive buffer; bad ones are returned with length 0."""
         queue = self._queue(NET_QUEUE_RX)
-        for chain in self._drain(NET_QUEUE_RX, once=True):
+        while chains := self._drain(NET_QUEUE_RX, once=True):
+            chain = chains[0]
             error = self._rx_buffer_fault(chain)
             if error is None:
                 return chain
