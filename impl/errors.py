@@ -434,3 +434,7 @@ class NetCtrlNoAnswer(NetDeviceError):
     """The device did not use a control command after it was kicked (§5.1.6.5)."""
 
     section = "5.1.6.5"
+
+
+class TapUnavailable(NetUsageError):
+    """A TAP interface cannot be created or read (no /dev/net/tun, no permission)."""
