@@ -70,6 +70,8 @@ MRG_BUFFER_SIZE = 1536
 LOCAL_ADMIN_MAC = b"\x02\x00\x00\x00\x00\x01"
 """A locally administered unicast address for devices without VIRTIO_NET_F_MAC."""
 _ALIGN = 8
+TX_MIN_CLASS = 256
+"""Smallest transmit buffer; larger ones are powers of two (kept in pools, as skbs are)."""
 
 DRIVER_FEATURES = feature_mask(
     Feature.VERSION_1,
@@ -153,6 +155,8 @@ class NetDriver:
         self.rxq, self.txq = queues[0], queues[1]
         self.ctrlq: DriverQueue | None = queues[2] if len(queues) > 2 else None
         self._rx_pool: list[int] = []
+        self._tx_pool: dict[int, list[int]] = {}
+        self._tx_class: dict[int, int] = {}
         self.rx_posted = 0
         self.refill()
 
@@ -190,11 +194,13 @@ class NetDriver:
         """After the bus reset the device: take back and free every buffer."""
         for queue in (self.rxq, self.txq, self.ctrlq):
             while queue is not None and (token := queue.detach_unused_buf()) is not None:
-                if isinstance(token, int):
+                if isinstance(token, int) and token not in self._tx_class:
                     self.allocator.free(token)
-        for addr in self._rx_pool:
+        for addr in self._rx_pool + list(self._tx_class):
             self.allocator.free(addr)
         self._rx_pool.clear()
+        self._tx_pool.clear()
+        self._tx_class.clear()
         self.rx_posted = 0
 
     def config_changed(self, vdev: VirtioDevice) -> None:
@@ -237,6 +243,20 @@ class NetDriver:
 
     def _alloc(self, length: int) -> int | None:
         return self.allocator.alloc(length, _ALIGN)
+
+    def _tx_alloc(self, length: int) -> int | None:
+        """A transmit buffer of at least `length` bytes, from a per-size-class pool."""
+        size = max(TX_MIN_CLASS, 1 << (length - 1).bit_length())
+        pool = self._tx_pool.setdefault(size, [])
+        if pool:
+            return pool.pop()
+        addr = self._alloc(size)
+        if addr is not None:
+            self._tx_class[addr] = size
+        return addr
+
+    def _tx_free(self, addr: int) -> None:
+        self._tx_pool[self._tx_class[addr]].append(addr)
 
     # --- interrupts and polling (NAPI) ----------------------------------------------
     def _rx_interrupt(self, queue: DriverQueue) -> None:
@@ -315,7 +335,7 @@ class NetDriver:
             )
         self.reclaim_tx()
         hdr = self._tx_header(csum)
-        addr = self._alloc(self.hdr_size + len(frame))
+        addr = self._tx_alloc(self.hdr_size + len(frame))
         if addr is None:
             raise NoSpace("no guest memory for the frame")
         self.mem.write(addr, hdr.pack(self.hdr_size) + frame)
@@ -325,7 +345,7 @@ class NetDriver:
         try:
             self.txq.add_sgs(segments, (), addr)
         except NoSpace:
-            self.allocator.free(addr)
+            self._tx_free(addr)
             raise
         self.tx_packets += 1
         self.tx_bytes += len(frame)
@@ -354,7 +374,7 @@ class NetDriver:
                 return freed
             token, _ = used
             assert isinstance(token, int)
-            self.allocator.free(token)
+            self._tx_free(token)
             freed += 1
 
     # --- control queue (§5.1.6.5) -----------------------------------------------------
