@@ -132,8 +132,18 @@ def test_announce_is_acknowledged_through_the_control_queue() -> None:
 
 # --- receive filter ----------------------------------------------------------------------
 @pytest.mark.spec(
-    "NET-DEV-033", "NET-DEV-034", "NET-DEV-035", "NET-DEV-037", "NET-DEV-038", "NET-DEV-039",
-    "NET-DEV-040", "NET-DEV-041", "NET-DEV-042", "NET-DEV-043", "NET-DEV-044", "NET-DEV-048",
+    "NET-DEV-033",
+    "NET-DEV-034",
+    "NET-DEV-035",
+    "NET-DEV-037",
+    "NET-DEV-038",
+    "NET-DEV-039",
+    "NET-DEV-040",
+    "NET-DEV-041",
+    "NET-DEV-042",
+    "NET-DEV-043",
+    "NET-DEV-044",
+    "NET-DEV-048",
 )
 def test_filter_rules() -> None:
     f = RxFilter(mac=MAC_A, promisc=False)
@@ -153,7 +163,33 @@ def test_filter_rules() -> None:
     assert all(f.accepts(mac) for mac in (OTHER, MCAST, BROADCAST))
 
 
-@pytest.mark.spec("NET-DEV-032", "NET-DEV-036", "NET-DEV-045", "NET-DEV-046", "NET-DRV-062")
+@pytest.mark.spec("NET-DEV-032", "NET-DEV-036")
+def test_every_rx_mode_command_is_supported() -> None:
+    side = net_side(MAC_A, None)
+    names = {
+        NetCtrlRx.PROMISC: "promisc",
+        NetCtrlRx.ALLMULTI: "allmulti",
+        NetCtrlRx.ALLUNI: "alluni",
+        NetCtrlRx.NOMULTI: "nomulti",
+        NetCtrlRx.NOUNI: "nouni",
+        NetCtrlRx.NOBCAST: "nobcast",
+    }
+    for mode, name in names.items():
+        for on in (True, False, True):
+            assert side.driver.set_rx_mode(mode, on)
+            assert getattr(side.device.rx_filter, name) is on
+    assert not side.device.errors
+
+
+@pytest.mark.spec("NET-DRV-051", "NET-DRV-052")
+def test_default_receive_buffer_sizes() -> None:
+    plain = net_side(MAC_A, None, known=DRIVER_FEATURES & ~feature_mask(NetFeature.MRG_RXBUF))
+    assert plain.driver.rx_format.buf_size >= NET_HDR_SIZE + 1514
+    merged = net_side(MAC_A, None)
+    assert merged.driver.rx_format.buf_size >= NET_HDR_SIZE
+
+
+@pytest.mark.spec("NET-DEV-045", "NET-DEV-046", "NET-DRV-062")
 def test_mac_table_through_the_control_queue() -> None:
     a, b, _ = net_pair()
     assert b.driver.set_rx_mode(NetCtrlRx.PROMISC, False)

@@ -70,7 +70,7 @@ def ping_exchange(capture: PcapWriter) -> tuple[NetSide, NetSide]:
     return a, b
 
 
-@pytest.mark.spec("NET-DRV-003", "NET-DRV-030", "NET-DRV-031", "NET-DRV-032", "NET-DRV-033")
+@pytest.mark.spec("NET-DRV-003", "NET-DRV-030", "NET-DRV-033")
 def test_arp_and_ping_between_two_drivers(tmp_path: Path) -> None:
     path = tmp_path / "ping.pcap"
     with path.open("wb") as stream:
