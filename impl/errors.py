@@ -265,20 +265,20 @@ class NetDriverError(DriverError, abstract=True):
 class NetTxHeaderTooShort(NetDriverError):
     """A transmit chain carries fewer readable bytes than the negotiated virtio_net_hdr."""
 
-    section = "5.1.6.2"
+    section = "5.1.9.2"
     spec_ids = ("NET-DRV-014",)
 
 
 class NetTxWritable(NetDriverError):
     """A transmit chain has device-writable descriptors (no MUST names this)."""
 
-    section = "5.1.6.2"
+    section = "5.1.9.2"
 
 
 class NetTxRunt(NetDriverError):
     """A transmitted frame is shorter than an Ethernet header (no MUST names this)."""
 
-    section = "5.1.6.2"
+    section = "5.1.9.2"
 
 
 class NetTxTooLong(NetDriverError):
@@ -291,7 +291,7 @@ class NetTxTooLong(NetDriverError):
 class NetTxBadHeader(NetDriverError):
     """A transmit header the negotiated features forbid: gso_type, flags or num_buffers."""
 
-    section = "5.1.6.2.1"
+    section = "5.1.9.2.1"
     spec_ids = (
         "NET-DRV-015", "NET-DRV-016", "NET-DRV-018", "NET-DRV-019", "NET-DRV-020",
         "NET-DRV-021", "NET-DRV-034",
@@ -301,41 +301,41 @@ class NetTxBadHeader(NetDriverError):
 class NetTxBadChecksumOffsets(NetDriverError):
     """NEEDS_CSUM with csum_start + csum_offset + 2 beyond the frame."""
 
-    section = "5.1.6.2.1"
+    section = "5.1.9.2.1"
     spec_ids = ("NET-DRV-033",)
 
 
 class NetRxBufferNotWritable(NetDriverError):
     """A receive buffer has device-readable descriptors (no MUST names this)."""
 
-    section = "5.1.6.3"
+    section = "5.1.9.3"
 
 
 class NetRxBufferTooSmall(NetDriverError):
     """A receive buffer too small: below the header with MRG_RXBUF, below the packet without."""
 
-    section = "5.1.6.3.1"
+    section = "5.1.9.3.1"
     spec_ids = ("NET-DRV-052", "NET-DRV-007")
 
 
 class NetCtrlMalformed(NetDriverError):
     """A control command without room for its ack, or truncated before its data ends."""
 
-    section = "5.1.6.5"
+    section = "5.1.9.5"
     spec_ids = ("NET-DRV-062",)
 
 
 class NetCtrlUnsupported(NetDriverError):
     """A control command of an unknown class or command, or of a feature not negotiated."""
 
-    section = "5.1.6.5"
+    section = "5.1.9.5"
     spec_ids = ("NET-DRV-058", "NET-DRV-059", "NET-DRV-060")
 
 
 class NetCtrlBadValue(NetDriverError):
     """A receive-mode command whose on/off byte is neither 0 nor 1."""
 
-    section = "5.1.6.5.1"
+    section = "5.1.9.5.1"
 
 
 class NetConfigWrite(NetDriverError):
@@ -352,26 +352,26 @@ class NetDeviceError(DeviceError, abstract=True):
 class NetRxUsedTooShort(NetDeviceError):
     """A used receive buffer's length is below the header, or 0 for a continuation buffer."""
 
-    section = "5.1.6.4"
+    section = "5.1.9.4"
 
 
 class NetRxNumBuffersInvalid(NetDeviceError):
     """num_buffers is 0, more than the buffers posted, or not 1 without MRG_RXBUF."""
 
-    section = "5.1.6.4"
+    section = "5.1.9.4"
     spec_ids = ("NET-DEV-027", "NET-DEV-028")
 
 
 class NetRxBufferNotFilled(NetDeviceError):
     """A merged packet left one of its first num_buffers - 1 buffers short of full."""
 
-    section = "5.1.6.4"
+    section = "5.1.9.4"
 
 
 class NetRxBadHeader(NetDeviceError):
     """Receive header flags or gso_type the negotiated features do not allow."""
 
-    section = "5.1.6.4"
+    section = "5.1.9.4"
 
 
 class NetRxFrameTooLong(NetDeviceError):
@@ -384,7 +384,7 @@ class NetRxFrameTooLong(NetDeviceError):
 class NetRxRunt(NetDeviceError):
     """A received frame is shorter than an Ethernet header (Linux counts a length error)."""
 
-    section = "5.1.6.4"
+    section = "5.1.9.4"
 
 
 class NetBadConfig(NetDeviceError):
@@ -415,7 +415,7 @@ class NetLinkDown(NetUsageError):
 class NetFeatureMissing(NetUsageError):
     """A control command whose feature was not negotiated (the driver refuses to issue it)."""
 
-    section = "5.1.6.5"
+    section = "5.1.9.5"
     spec_ids = ("NET-DRV-058", "NET-DRV-059", "NET-DRV-060")
 
 
@@ -431,9 +431,9 @@ class NetDeviceSetup(NetUsageError):
 
 
 class NetCtrlNoAnswer(NetDeviceError):
-    """The device did not use a control command after it was kicked (§5.1.6.5)."""
+    """The device did not use a control command after it was kicked (§5.1.9.5)."""
 
-    section = "5.1.6.5"
+    section = "5.1.9.5"
 
 
 class TapUnavailable(NetUsageError):

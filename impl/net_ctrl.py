@@ -14,7 +14,7 @@ Rules:
   (NET-DEV-047); ANNOUNCE_ACK clears VIRTIO_NET_S_ANNOUNCE (NET-DEV-052).
 - Work is bounded by the data length, which the device caps before calling.
 
-Spec: §5.1.6.5 (control virtqueue), §5.1.6.5.1, §5.1.6.5.2, §5.1.6.5.4.
+Spec: §5.1.9.5 (control virtqueue), §5.1.9.5.1, §5.1.9.5.2, §5.1.9.5.4.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ class CtrlTarget(Protocol):
 
 # --- encoding (driver side) -------------------------------------------------------------
 def encode_rx_mode(command: NetCtrlRx, on: bool) -> bytes:
-    """VIRTIO_NET_CTRL_RX command: one on/off byte (§5.1.6.5.1)."""
+    """VIRTIO_NET_CTRL_RX command: one on/off byte (§5.1.9.5.1)."""
     return bytes((NetCtrlClass.RX, command, int(on)))
 
 
@@ -86,12 +86,12 @@ def encode_mac_table(unicast: list[bytes], multicast: list[bytes]) -> bytes:
 
 
 def encode_mac_addr(mac: bytes) -> bytes:
-    """VIRTIO_NET_CTRL_MAC_ADDR_SET: the 6-byte address (§5.1.6.5.2)."""
+    """VIRTIO_NET_CTRL_MAC_ADDR_SET: the 6-byte address (§5.1.9.5.2)."""
     return bytes((NetCtrlClass.MAC, NetCtrlMac.ADDR_SET)) + mac
 
 
 def encode_announce_ack() -> bytes:
-    """VIRTIO_NET_CTRL_ANNOUNCE_ACK, no data (§5.1.6.5.4, NET-DRV-067)."""
+    """VIRTIO_NET_CTRL_ANNOUNCE_ACK, no data (§5.1.9.5.4, NET-DRV-067)."""
     return bytes((NetCtrlClass.ANNOUNCE, NET_CTRL_ANNOUNCE_ACK))
 
 

@@ -19,8 +19,8 @@ Rules:
   transport for a reset (`context.needs_reset`).
 - Work per notification is bounded by the queue size and the backlog limit.
 
-Spec: §5.1 (network device), §5.1.6.2 (transmission), §5.1.6.3 and §5.1.6.4
-(receive buffers and incoming packets), §5.1.6.5 (control queue).
+Spec: §5.1 (network device), §5.1.9.2 (transmission), §5.1.9.3 and §5.1.9.4
+(receive buffers and incoming packets), §5.1.9.5 (control queue).
 """
 
 from __future__ import annotations
@@ -259,7 +259,7 @@ class NetDevice:
             self._config_changed(NetFeature.STATUS)
 
     def announce(self) -> None:
-        """Ask the driver to announce itself (VIRTIO_NET_S_ANNOUNCE, §5.1.6.5.4)."""
+        """Ask the driver to announce itself (VIRTIO_NET_S_ANNOUNCE, §5.1.9.5.4)."""
         self.status |= NetStatus.ANNOUNCE
         self._config_changed(NetFeature.GUEST_ANNOUNCE)
 
@@ -281,7 +281,7 @@ class NetDevice:
         """ANNOUNCE_ACK: clear VIRTIO_NET_S_ANNOUNCE before the command is used (NET-DEV-052)."""
         self.status &= ~NetStatus.ANNOUNCE
 
-    # --- transmit (§5.1.6.2) ---------------------------------------------------------
+    # --- transmit (§5.1.9.2) ---------------------------------------------------------
     def _process_tx(self) -> None:
         for chain in self._drain(NET_QUEUE_TX):
             self._transmit(chain)
@@ -309,7 +309,7 @@ class NetDevice:
             self.stats.tx_bytes += len(frame)
             self.port.transmit(frame)
 
-    # --- control queue (§5.1.6.5) -----------------------------------------------------
+    # --- control queue (§5.1.9.5) -----------------------------------------------------
     def _process_ctrl(self) -> None:
         if not has_feature(self.features, NetFeature.CTRL_VQ):
             return
@@ -333,7 +333,7 @@ class NetDevice:
         chain.write_payload(self.context.mem, bytes((ack,)))
         queue.push_used(chain.head, 1)
 
-    # --- receive (§5.1.6.3, §5.1.6.4) -------------------------------------------------
+    # --- receive (§5.1.9.3, §5.1.9.4) -------------------------------------------------
     def receive_frame(self, frame: bytes) -> None:
         """A frame arrived on the link: filter it, queue it, deliver what buffers allow."""
         reason = self._rx_verdict(frame)

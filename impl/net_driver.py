@@ -18,8 +18,8 @@ Rules:
 - The driver never writes config space (NET-DRV-001); control commands are only
   issued when their feature is negotiated (NET-DRV-058/059/060).
 
-Spec: §5.1.5 (initialization), §5.1.6.2 (transmission), §5.1.6.3 and §5.1.6.4
-(receive), §5.1.6.5 (control queue), §5.1.4.2 (config rules for drivers).
+Spec: §5.1.5 (initialization), §5.1.9.2 (transmission), §5.1.9.3 and §5.1.9.4
+(receive), §5.1.9.5 (control queue), §5.1.4.2 (config rules for drivers).
 """
 
 from __future__ import annotations
@@ -320,7 +320,7 @@ class NetDriver:
             self.poll()
         return self.frames.popleft() if self.frames else None
 
-    # --- transmit (§5.1.6.2) ----------------------------------------------------------
+    # --- transmit (§5.1.9.2) ----------------------------------------------------------
     def send(self, frame: bytes, csum: tuple[int, int] | None = None) -> None:
         """Transmit one Ethernet frame; `csum` = (start, offset) asks the device to checksum.
 
@@ -377,7 +377,7 @@ class NetDriver:
             self._tx_free(token)
             freed += 1
 
-    # --- control queue (§5.1.6.5) -----------------------------------------------------
+    # --- control queue (§5.1.9.5) -----------------------------------------------------
     def set_rx_mode(self, mode: NetCtrlRx, on: bool) -> bool:
         """Switch a receive mode (PROMISC, ALLMULTI need CTRL_RX; the rest CTRL_RX_EXTRA)."""
         basic = mode in (NetCtrlRx.PROMISC, NetCtrlRx.ALLMULTI)

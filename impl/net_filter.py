@@ -13,7 +13,7 @@ Rules:
 - After reset the tables are empty (NET-DEV-045) and the device is promiscuous, as
   QEMU's is, so a driver that never configures filtering receives everything.
 
-Spec: §5.1.6.5.1 (receive filtering), §5.1.6.5.2 (MAC address filtering).
+Spec: §5.1.9.5.1 (receive filtering), §5.1.9.5.2 (MAC address filtering).
 """
 
 from __future__ import annotations

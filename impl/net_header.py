@@ -3,13 +3,13 @@
 Rules:
 - The modern header is 12 bytes and ends with `num_buffers`; the legacy one stops 2
   bytes earlier. Which one a queue uses is a function of the negotiated features only
-  (`net_hdr_size`): VERSION_1 or MRG_RXBUF give 12, neither gives 10 (§5.1.6.1).
+  (`net_hdr_size`): VERSION_1 or MRG_RXBUF give 12, neither gives 10 (§5.1.9.1).
   Larger headers (hash report, UDP tunnel, IPsec) belong to features this reference
   never offers.
 - Every bit pattern decodes (a hostile header is a valid `NetHdr`); checking it against
   the features is the reader's job. Encoding refuses values that do not fit a field.
 
-Spec: §5.1.6 (struct virtio_net_hdr), §5.1.6.1 (legacy form), §5.1.6.3.1 (NET-DRV-053).
+Spec: §5.1.9 (struct virtio_net_hdr), §5.1.9.1 (legacy form), §5.1.9.3.1 (NET-DRV-053).
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ from .spec import NET_HDR_LEGACY_SIZE, NET_HDR_SIZE, Feature, NetFeature, NetGso
 
 
 def net_hdr_size(features: int) -> int:
-    """Bytes of virtio_net_hdr for these negotiated features (§5.1.6, §5.1.6.1)."""
+    """Bytes of virtio_net_hdr for these negotiated features (§5.1.9, §5.1.9.1)."""
     modern = has_feature(features, Feature.VERSION_1) or has_feature(features, NetFeature.MRG_RXBUF)
     return NET_HDR_SIZE if modern else NET_HDR_LEGACY_SIZE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NetHdr:
-    """`struct virtio_net_hdr` (§5.1.6): flags, gso_type, hdr_len, gso_size,
+    """`struct virtio_net_hdr` (§5.1.9): flags, gso_type, hdr_len, gso_size,
     csum_start, csum_offset and (modern form only) num_buffers, all little-endian."""
 
     flags: int = 0

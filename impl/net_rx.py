@@ -5,16 +5,16 @@ Rules (the driver trusts nothing the device wrote):
 - num_buffers: exactly 1 without MRG_RXBUF (NET-DEV-028; the legacy header has no
   such field), otherwise between 1 and the buffers the driver has outstanding
   (NET-DEV-027). All of them must already be used (the device uses them together).
-- Every buffer but the last of a merged packet is full (§5.1.6.4); the last holds at
+- Every buffer but the last of a merged packet is full (§5.1.9.4); the last holds at
   least one byte.
 - Header flags are 0 and gso_type NONE, since this driver negotiates neither
-  GUEST_CSUM nor a receive offload (§5.1.6.4).
+  GUEST_CSUM nor a receive offload (§5.1.9.4).
 - The frame is at least an Ethernet header long and, after VIRTIO_NET_F_MTU, at most
   mtu plus that header (NET-DEV-005).
 A violation drops the packet (every buffer it took is given back to the pool) and
 raises one `NetDeviceError`; the next packet is read normally.
 
-Spec: §5.1.6.3 (receive buffers), §5.1.6.4 (processing of incoming packets).
+Spec: §5.1.9.3 (receive buffers), §5.1.9.4 (processing of incoming packets).
 """
 
 from __future__ import annotations

@@ -9,12 +9,12 @@ Rules:
   num_buffers 0 (NET-DRV-015). Flag bits the device does not know are ignored
   (NET-DEV-015). hdr_len is never relied on (NET-DEV-021).
 - NEEDS_CSUM: the device computes the ones' complement sum from csum_start to the end
-  and stores it at csum_start + csum_offset (§5.1.6.2); without the flag it never
+  and stores it at csum_start + csum_offset (§5.1.9.2); without the flag it never
   looks at those fields (NET-DEV-016).
 - The frame is not read unless its length is acceptable (Ethernet header to the
   maximum frame), so the work is bounded by the maximum frame.
 
-Spec: §5.1.6.2 (packet transmission), §5.1.6.2.1 and §5.1.6.2.2 (its rules).
+Spec: §5.1.9.2 (packet transmission), §5.1.9.2.1 and §5.1.9.2.2 (its rules).
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def ones_complement_sum(data: bytes) -> int:
 
 
 def complete_checksum(frame: bytes, start: int, offset: int) -> bytes:
-    """Store the complemented sum from `start` to the end at `start + offset` (§5.1.6.2)."""
+    """Store the complemented sum from `start` to the end at `start + offset` (§5.1.9.2)."""
     where = start + offset
     if where + _CSUM_FIELD > len(frame):
         raise NetTxBadChecksumOffsets(

@@ -201,7 +201,7 @@ class NetStatus(IntFlag):
 
 
 class NetHdrFlag(IntFlag):
-    """`virtio_net_hdr.flags` bits (§5.1.6)."""
+    """`virtio_net_hdr.flags` bits (§5.1.9)."""
 
     NEEDS_CSUM = 1
     DATA_VALID = 2
@@ -209,7 +209,7 @@ class NetHdrFlag(IntFlag):
 
 
 class NetGso(IntEnum):
-    """`virtio_net_hdr.gso_type` values (§5.1.6); ECN is a bit OR-ed onto the others."""
+    """`virtio_net_hdr.gso_type` values (§5.1.9); ECN is a bit OR-ed onto the others."""
 
     NONE = 0
     TCPV4 = 1
@@ -220,10 +220,10 @@ class NetGso(IntEnum):
 
 
 NET_HDR_SIZE = 12
-"""struct virtio_net_hdr up to and including num_buffers (§5.1.6, NET-DRV-053)."""
+"""struct virtio_net_hdr up to and including num_buffers (§5.1.9, NET-DRV-053)."""
 
 NET_HDR_LEGACY_SIZE = 10
-"""The legacy header without num_buffers: no VERSION_1 and no MRG_RXBUF (§5.1.6.1)."""
+"""The legacy header without num_buffers: no VERSION_1 and no MRG_RXBUF (§5.1.9.1)."""
 
 NET_QUEUE_RX = 0
 NET_QUEUE_TX = 1
@@ -244,7 +244,7 @@ NET_MAX_FRAME = 65535
 """Largest frame this reference passes at all (the 64 KiB cap of the issue)."""
 
 NET_SMALL_RX_FRAME = 1514
-"""Largest incoming frame without GSO features (§5.1.6.3: 14 + 1500)."""
+"""Largest incoming frame without GSO features (§5.1.9.3: 14 + 1500)."""
 
 NET_CONFIG_MAC = 0
 NET_CONFIG_STATUS = 6
@@ -255,7 +255,7 @@ NET_CONFIG_SIZE = 12
 
 
 class NetCtrlClass(IntEnum):
-    """`virtio_net_ctrl.class` values (§5.1.6.5)."""
+    """`virtio_net_ctrl.class` values (§5.1.9.5)."""
 
     RX = 0
     MAC = 1
@@ -265,7 +265,7 @@ class NetCtrlClass(IntEnum):
 
 
 class NetCtrlRx(IntEnum):
-    """Commands of class VIRTIO_NET_CTRL_RX (§5.1.6.5.1)."""
+    """Commands of class VIRTIO_NET_CTRL_RX (§5.1.9.5.1)."""
 
     PROMISC = 0
     ALLMULTI = 1
@@ -276,25 +276,25 @@ class NetCtrlRx(IntEnum):
 
 
 class NetCtrlMac(IntEnum):
-    """Commands of class VIRTIO_NET_CTRL_MAC (§5.1.6.5.2)."""
+    """Commands of class VIRTIO_NET_CTRL_MAC (§5.1.9.5.2)."""
 
     TABLE_SET = 0
     ADDR_SET = 1
 
 
 NET_CTRL_ANNOUNCE_ACK = 0
-"""The one command of class VIRTIO_NET_CTRL_ANNOUNCE (§5.1.6.5.4)."""
+"""The one command of class VIRTIO_NET_CTRL_ANNOUNCE (§5.1.9.5.4)."""
 
 
 class NetAck(IntEnum):
-    """The `ack` byte of a control command (§5.1.6.5)."""
+    """The `ack` byte of a control command (§5.1.9.5)."""
 
     OK = 0
     ERR = 1
 
 
 NET_CTRL_HEADER_SIZE = 2
-"""class + command bytes at the start of every control command (§5.1.6.5)."""
+"""class + command bytes at the start of every control command (§5.1.9.5)."""
 
 NET_CTRL_MAC_ENTRIES_SIZE = 4
-"""The le32 entry count in front of each MAC table (§5.1.6.5.2)."""
+"""The le32 entry count in front of each MAC table (§5.1.9.5.2)."""

@@ -17,7 +17,7 @@ Rules:
 - A link going down drops the backlog as `link_down`.
 - So for every side: frames sent towards it = received + waiting + backlog + drops.
 
-Spec: §5.1 (the device's link, receive queue and buffers), §5.1.6.3 and §5.1.6.4
+Spec: §5.1 (the device's link, receive queue and buffers), §5.1.9.3 and §5.1.9.4
 (receive buffers and num_buffers), §5.1.4 (LINK_UP).
 """
 
