@@ -7,7 +7,7 @@ Rules:
 - Receive buffers are single regions of guest memory from the driver's allocator:
   `buf_size` bytes each (at least the header with MRG_RXBUF, NET-DRV-052; room for a
   whole frame without, NET-DRV-007/051). Without ANY_LAYOUT (and VERSION_1) the
-  header gets its own descriptor (§5.1.8). Used buffers go back to a pool; `refill`
+  header gets its own descriptor (§5.1.9.8). Used buffers go back to a pool; `refill`
   posts the pool.
 - Interrupts follow NAPI: the receive callback disables callbacks and schedules a
   poll; `poll` reads used buffers, then re-enables callbacks and re-checks, so no
