@@ -41,12 +41,13 @@ def net_side(
     buf_size: int | None = None,
     queue_size: int = 64,
     auto_refill: bool = True,
+    device_class: type[NetDevice] = NetDevice,
     **device_options: object,
 ) -> NetSide:
     """Build a device on `port`, a driver over fresh guest memory, and bind them."""
     mem = GuestMemory(mem_size)
     allocator = GuestAllocator(GUEST_BASE, mem_size)
-    device = NetDevice(mac, port, queue_size=queue_size, **device_options)  # type: ignore[arg-type]
+    device = device_class(mac, port, queue_size=queue_size, **device_options)  # type: ignore[arg-type]
     driver = NetDriver(
         mem, allocator, feature_table=known, buf_size=buf_size, auto_refill=auto_refill
     )

@@ -27,7 +27,7 @@ from net_rig import MAC_A, MAC_B, NetSide, net_side
 
 from impl.errors import NetLinkDown
 from impl.net_backend import Wire
-from impl.net_device import DropReason
+from impl.net_device import DropReason, NetDevice
 from impl.net_driver import DRIVER_FEATURES
 from impl.spec import (
     ETH_HEADER_LEN,
@@ -55,8 +55,9 @@ def pattern_frame(dst: bytes, src: bytes, length: int, seed: int) -> bytes:
 class NetLinkMachine(RuleBasedStateMachine):
     """Lockstep refinement of two net drivers/devices over a wire against `LinkModel`."""
 
-    def __init__(self) -> None:
+    def __init__(self, device_class: type[NetDevice] = NetDevice) -> None:
         super().__init__()
+        self.device_class = device_class
         self.ready = False
 
     @initialize(
@@ -95,6 +96,7 @@ class NetLinkMachine(RuleBasedStateMachine):
         options = {
             "mem_size": mem, "known": known, "buf_size": buf, "queue_size": queue_size,
             "auto_refill": False, "mtu": mtu, "backlog_limit": backlog,
+            "device_class": self.device_class,
         }
         self.sides: dict[str, NetSide] = {
             "a": net_side(MAC_A, wire.a, **options),  # type: ignore[arg-type]
@@ -135,6 +137,21 @@ class NetLinkMachine(RuleBasedStateMachine):
         else:
             with pytest.raises(NetLinkDown):
                 self.sides[side].driver.send(frame)
+
+    @precondition(lambda self: self.ready)
+    @rule(side=st.sampled_from(SIDES), count=st.integers(2, 12), data=st.data())
+    def burst(self, side: str, count: int, data: st.DataObject) -> None:
+        """`side` sends `count` frames of one drawn length back to back (starves the peer)."""
+        length = data.draw(st.sampled_from([MIN_FRAME, 1514, self.max_frame]), label="length")
+        peer = LinkModel.peer(side)
+        note(f"{side} sends {count} x {length} bytes")
+        for seed in range(count):
+            frame = pattern_frame(self.macs[peer], self.macs[side], length, seed)
+            if self.model.send(side, frame):
+                self.sides[side].driver.send(frame)
+            else:
+                with pytest.raises(NetLinkDown):
+                    self.sides[side].driver.send(frame)
 
     @precondition(lambda self: self.ready)
     @rule(side=st.sampled_from(SIDES))
