@@ -388,10 +388,10 @@ class NetRxRunt(NetDeviceError):
 
 
 class NetBadConfig(NetDeviceError):
-    """Config space out of range: mtu outside 68..65535 or max_virtqueue_pairs of 0."""
+    """Config space out of range: mtu outside 68..65535."""
 
     section = "5.1.4.1"
-    spec_ids = ("NET-DEV-001", "NET-DEV-002")
+    spec_ids = ("NET-DEV-002",)
 
 
 class NetUsageError(UsageError, abstract=True):

@@ -194,10 +194,11 @@ def test_tx_runt_dropped() -> None:
     guest.assert_tx_works()
 
 
-@pytest.mark.spec("NET-DRV-018", "NET-DRV-034")
-def test_tx_gso_without_feature() -> None:
+@pytest.mark.spec("NET-DRV-018", "NET-DRV-019", "NET-DRV-020", "NET-DRV-021", "NET-DRV-034")
+@pytest.mark.parametrize("gso", [NetGso.TCPV4, NetGso.UDP, NetGso.TCPV6, NetGso.UDP_L4])
+def test_tx_gso_without_feature(gso: NetGso) -> None:
     guest = RawGuest()
-    guest.tx(hdr(gso_type=NetGso.TCPV4, gso_size=1400, flags=NetHdrFlag.NEEDS_CSUM), GOOD)
+    guest.tx(hdr(gso_type=gso, gso_size=1400, flags=NetHdrFlag.NEEDS_CSUM), GOOD)
     assert isinstance(guest.last_error(), NetTxBadHeader)
     assert guest.port.frames == []
     guest.assert_tx_works()

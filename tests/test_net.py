@@ -67,9 +67,12 @@ def test_header_size_follows_features() -> None:
 
 
 # --- config and probe -------------------------------------------------------------------
-@pytest.mark.spec("NET-DEV-002", "NET-DEV-004", "NET-DRV-003", "NET-DRV-005", "NET-DRV-006")
+@pytest.mark.spec(
+    "NET-DEV-002", "NET-DEV-004", "NET-DRV-002", "NET-DRV-003", "NET-DRV-005", "NET-DRV-006"
+)
 def test_probe_reads_mac_mtu_and_link() -> None:
     side = net_side(MAC_A, None, mtu=9000, link_up=False)
+    assert side.handle.has_feature(NetFeature.MAC)
     assert side.driver.mac == MAC_A and side.driver.mtu == 9000
     assert side.driver.link_up is False
     assert side.handle.has_feature(NetFeature.MTU)
@@ -281,3 +284,28 @@ def test_frames_before_driver_ok_and_after_reset_are_counted() -> None:
     assert len(side.device.backlog) == 2
     side.device.reset()
     assert side.device.stats.drops[DropReason.RESET] == 2
+
+
+@pytest.mark.spec("NET-DEV-013", "NET-DEV-014")
+def test_no_control_queue_means_no_rx_extra_or_hash_report() -> None:
+    offered = NetDevice(MAC_A, ctrl_vq=False).offered_features()
+    for bit in (NetFeature.CTRL_RX_EXTRA, NetFeature.HASH_REPORT, NetFeature.CTRL_VQ):
+        assert not offered >> bit & 1
+    assert NetDevice(MAC_A).offered_features() >> NetFeature.CTRL_RX_EXTRA & 1
+
+
+@pytest.mark.spec("NET-DEV-025", "NET-DEV-049")
+def test_vlan_tagged_and_badly_checksummed_frames_pass_unchanged() -> None:
+    a, b, _ = net_pair()
+    tagged = MAC_B + MAC_A + bytes.fromhex("8100 0064 0800") + bytes(46)
+    bad_ip = MAC_B + MAC_A + bytes.fromhex("0800 4500 001c 0001 0000 4001 dead") + bytes(28)
+    for f in (tagged, bad_ip):
+        a.driver.send(f)
+        assert b.driver.receive() == f
+
+
+@pytest.mark.spec("NET-DRV-063")
+def test_empty_mac_tables_are_accepted() -> None:
+    side = net_side(MAC_A, None)
+    assert side.driver.set_mac_table([], [])
+    assert side.device.rx_filter.unicast == frozenset() == side.device.rx_filter.multicast
