@@ -27,8 +27,6 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from enum import Enum
 
 from .chain import Chain
 from .device import DeviceContext, DeviceQueue
@@ -38,33 +36,27 @@ from .errors import (
     NetCtrlMalformed,
     NetDeviceSetup,
     NetDriverError,
-    NetRxBufferNotWritable,
-    NetRxBufferTooSmall,
     QueueBroken,
     RingCorruption,
     VirtioError,
 )
 from .net_backend import Port
+from .net_config import NetConfig, device_features
 from .net_ctrl import execute
 from .net_filter import RxFilter
-from .net_header import NetHdr, net_hdr_size
+from .net_header import net_hdr_size
+from .net_place import rx_buffer_fault, spread
+from .net_stats import DropReason, NetStats
 from .net_tx import TxFrame, parse_tx
 from .spec import (
     ETH_HEADER_LEN,
     MAC_LEN,
-    NET_CONFIG_MAC,
-    NET_CONFIG_MAX_PAIRS,
-    NET_CONFIG_MTU,
-    NET_CONFIG_SIZE,
-    NET_CONFIG_STATUS,
-    NET_HDR_SIZE,
     NET_MAX_FRAME,
     NET_MTU_MAX,
     NET_MTU_MIN,
     NET_QUEUE_CTRL,
     NET_QUEUE_RX,
     NET_QUEUE_TX,
-    NET_SMALL_RX_FRAME,
     DeviceId,
     Feature,
     NetAck,
@@ -80,33 +72,6 @@ VENDOR_ID = 0x4F524143
 DEFAULT_QUEUE_SIZE = 256
 CTRL_MAX_BYTES = 1 << 16
 """Longest control command the device reads; longer ones are refused unread."""
-
-
-class DropReason(Enum):
-    """Why a frame was not delivered; `NetStats.drops` counts each."""
-
-    NOT_READY = "not_ready"
-    LINK_DOWN = "link_down"
-    RUNT = "runt"
-    OVERSIZE = "oversize"
-    FILTERED = "filtered"
-    BACKLOG_FULL = "backlog_full"
-    NO_ROOM = "no_room"
-    RESET = "reset"
-    TX_MALFORMED = "tx_malformed"
-    TX_LINK_DOWN = "tx_link_down"
-    TX_NO_PORT = "tx_no_port"
-
-
-@dataclass
-class NetStats:
-    """Frames and bytes through the device, and every drop by reason."""
-
-    tx_frames: int = 0
-    tx_bytes: int = 0
-    rx_frames: int = 0
-    rx_bytes: int = 0
-    drops: Counter[DropReason] = field(default_factory=Counter)
 
 
 class NetDevice:
@@ -142,7 +107,9 @@ class NetDevice:
         self.mtu = mtu
         self.queue_size = queue_size
         self.backlog_limit = backlog_limit
-        self._offered = self._offer(mrg_rxbuf, ctrl_vq, csum, mtu is not None) | ring_features
+        self._offered = ring_features | device_features(
+            mrg_rxbuf=mrg_rxbuf, ctrl_vq=ctrl_vq, csum=csum, mtu=mtu is not None
+        )
         self.status = NetStatus.LINK_UP if link_up else NetStatus(0)
         self.stats = NetStats()
         self.errors: deque[VirtioError] = deque(maxlen=64)
@@ -155,21 +122,6 @@ class NetDevice:
         self.features = 0
         if port is not None:
             port.attach(self)
-
-    @staticmethod
-    def _offer(mrg_rxbuf: bool, ctrl_vq: bool, csum: bool, mtu: bool) -> int:
-        bits = [Feature.VERSION_1, NetFeature.MAC, NetFeature.STATUS]
-        bits += [NetFeature.MRG_RXBUF] * mrg_rxbuf + [NetFeature.CSUM] * csum
-        bits += [NetFeature.MTU] * mtu
-        if ctrl_vq:
-            bits += [
-                NetFeature.CTRL_VQ,
-                NetFeature.CTRL_RX,
-                NetFeature.CTRL_RX_EXTRA,
-                NetFeature.CTRL_MAC_ADDR,
-                NetFeature.GUEST_ANNOUNCE,
-            ]
-        return feature_mask(*bits)
 
     # --- DeviceBackend ---------------------------------------------------------------
     @property
@@ -193,12 +145,8 @@ class NetDevice:
 
     def config_bytes(self) -> bytes:
         """struct virtio_net_config as far as this device fills it (§5.1.4)."""
-        raw = bytearray(NET_CONFIG_SIZE)
-        raw[NET_CONFIG_MAC : NET_CONFIG_MAC + MAC_LEN] = self.rx_filter.mac
-        raw[NET_CONFIG_STATUS : NET_CONFIG_STATUS + 2] = int(self.status).to_bytes(2, "little")
-        raw[NET_CONFIG_MAX_PAIRS : NET_CONFIG_MAX_PAIRS + 2] = (1).to_bytes(2, "little")
-        raw[NET_CONFIG_MTU : NET_CONFIG_MTU + 2] = (self.mtu or 0).to_bytes(2, "little")
-        return bytes(raw)
+        config = NetConfig(mac=self.rx_filter.mac, status=int(self.status), mtu=self.mtu or 0)
+        return config.pack()
 
     def read_config(self, offset: int, length: int) -> bytes:
         """Config bytes at `offset`; bytes past the structure read as 0."""
@@ -380,15 +328,15 @@ class NetDevice:
 
     def _place(self, frame: bytes) -> DropReason | bool | None:
         """Put one frame into receive buffers: True, a drop reason, or None (wait)."""
-        data = NetHdr(num_buffers=1).pack(self.hdr_size) + frame
-        if not self._gather(len(data)):
+        needed = self.hdr_size + len(frame)
+        if not self._gather(needed):
             queue = self._queue(NET_QUEUE_RX)
             if self.mrg and queue is not None and len(self._held) >= queue.size:
                 return DropReason.NO_ROOM
             return None
-        if not self.mrg and self._held[0].writable_len < len(data):
+        if not self.mrg and self._held[0].writable_len < needed:
             return DropReason.OVERSIZE
-        return self._fill(data)
+        return self._fill(frame)
 
     def _gather(self, needed: int) -> bool:
         """Hold enough good buffers for `needed` bytes (one buffer without MRG_RXBUF)."""
@@ -406,7 +354,7 @@ class NetDevice:
         queue = self._queue(NET_QUEUE_RX)
         while chains := self._drain(NET_QUEUE_RX, once=True):
             chain = chains[0]
-            error = self._rx_buffer_fault(chain)
+            error = rx_buffer_fault(chain, self.hdr_size, self.mrg, self.max_frame)
             if error is None:
                 return chain
             self._record(error)
@@ -415,39 +363,18 @@ class NetDevice:
             self._used.add(NET_QUEUE_RX)
         return None
 
-    def _rx_buffer_fault(self, chain: Chain) -> NetDriverError | None:
-        if chain.readable:
-            return NetRxBufferNotWritable(f"receive buffer {chain.head} has readable parts")
-        least = self.hdr_size
-        if not self.mrg:
-            least += min(self.max_frame, NET_SMALL_RX_FRAME)
-        if chain.writable_len < least:
-            return NetRxBufferTooSmall(
-                f"receive buffer {chain.head} holds {chain.writable_len} bytes, under {least}"
-            )
-        return None
-
-    def _fill(self, data: bytes) -> bool:
-        """Write `data` over as many held buffers as it takes; num_buffers in the first."""
+    def _fill(self, frame: bytes) -> bool:
+        """Write header + `frame` over as many held buffers as it takes, and use them."""
         assert self.context is not None
         queue = self._queue(NET_QUEUE_RX)
         assert queue is not None
-        chains: list[tuple[Chain, bytes]] = []
-        offset = 0
-        while offset < len(data):
+        for piece in spread(frame, self.hdr_size, self._held):
             chain = self._held.popleft()
-            piece = data[offset : offset + chain.writable_len]
-            chains.append((chain, piece))
-            offset += len(piece)
-        if self.hdr_size == NET_HDR_SIZE:
-            count = NetHdr(num_buffers=len(chains)).pack(self.hdr_size)
-            chains[0] = (chains[0][0], count + chains[0][1][self.hdr_size :])
-        for chain, piece in chains:
             chain.write_payload(self.context.mem, piece)
             queue.push_used(chain.head, len(piece))
         self._used.add(NET_QUEUE_RX)
         self.stats.rx_frames += 1
-        self.stats.rx_bytes += len(data) - self.hdr_size
+        self.stats.rx_bytes += len(frame)
         return True
 
     # --- queue plumbing ---------------------------------------------------------------

@@ -21,6 +21,7 @@ from impl.errors import (
 )
 from impl.memory import GuestMemory
 from impl.net_backend import Loopback, Wire
+from impl.net_config import NetConfig
 from impl.net_device import DropReason, NetDevice
 from impl.net_driver import DRIVER_FEATURES, LOCAL_ADMIN_MAC, NetDriver
 from impl.net_filter import BROADCAST, RxFilter
@@ -309,3 +310,10 @@ def test_empty_mac_tables_are_accepted() -> None:
     side = net_side(MAC_A, None)
     assert side.driver.set_mac_table([], [])
     assert side.device.rx_filter.unicast == frozenset() == side.device.rx_filter.multicast
+
+
+@given(st.binary(min_size=6, max_size=6), u16, u16, u16)
+def test_config_round_trips(mac: bytes, status: int, pairs: int, mtu: int) -> None:
+    config = NetConfig(mac=mac, status=status, max_virtqueue_pairs=pairs, mtu=mtu)
+    assert NetConfig.unpack(config.pack()) == config
+    assert len(config.pack()) == NetConfig.SIZE
