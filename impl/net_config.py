@@ -26,6 +26,7 @@ CTRL_FEATURES = (
     NetFeature.CTRL_VQ,
     NetFeature.CTRL_RX,
     NetFeature.CTRL_RX_EXTRA,
+    NetFeature.CTRL_VLAN,
     NetFeature.CTRL_MAC_ADDR,
     NetFeature.GUEST_ANNOUNCE,
 )

@@ -14,7 +14,7 @@ Rules:
   (NET-DEV-047); ANNOUNCE_ACK clears VIRTIO_NET_S_ANNOUNCE (NET-DEV-052).
 - Work is bounded by the data length, which the device caps before calling.
 
-Spec: §5.1.9.5 (control virtqueue), §5.1.9.5.1, §5.1.9.5.2, §5.1.9.5.4.
+Spec: §5.1.9.5 (control virtqueue), §5.1.9.5.1, §5.1.9.5.2, §5.1.9.5.3, §5.1.9.5.4.
 """
 
 from __future__ import annotations
@@ -29,14 +29,17 @@ from .spec import (
     NET_CTRL_ANNOUNCE_ACK,
     NET_CTRL_HEADER_SIZE,
     NET_CTRL_MAC_ENTRIES_SIZE,
+    VLAN_ID_MASK,
     NetCtrlClass,
     NetCtrlMac,
     NetCtrlRx,
+    NetCtrlVlan,
     NetFeature,
     has_feature,
 )
 
 _ENTRIES = struct.Struct("<I")
+_VLAN_ID = struct.Struct("<H")
 
 _RX_FEATURE = {
     NetCtrlRx.PROMISC: NetFeature.CTRL_RX,
@@ -90,6 +93,11 @@ def encode_mac_addr(mac: bytes) -> bytes:
     return bytes((NetCtrlClass.MAC, NetCtrlMac.ADDR_SET)) + mac
 
 
+def encode_vlan(command: NetCtrlVlan, vid: int) -> bytes:
+    """VIRTIO_NET_CTRL_VLAN_ADD / _DEL with a le16 VLAN id (§5.1.9.5.3)."""
+    return bytes((NetCtrlClass.VLAN, command)) + _VLAN_ID.pack(vid)
+
+
 def encode_announce_ack() -> bytes:
     """VIRTIO_NET_CTRL_ANNOUNCE_ACK, no data (§5.1.9.5.4, NET-DRV-067)."""
     return bytes((NetCtrlClass.ANNOUNCE, NET_CTRL_ANNOUNCE_ACK))
@@ -105,6 +113,8 @@ def execute(command: bytes, features: int, target: CtrlTarget) -> None:
         _rx_mode(cmd, data, features, target.rx_filter)
     elif cls == NetCtrlClass.MAC:
         _mac(cmd, data, features, target)
+    elif cls == NetCtrlClass.VLAN:
+        _vlan(cmd, data, features, target.rx_filter)
     elif cls == NetCtrlClass.ANNOUNCE and cmd == NET_CTRL_ANNOUNCE_ACK:
         _require(features, NetFeature.GUEST_ANNOUNCE, "ANNOUNCE_ACK")
         _exact(data, 0, "ANNOUNCE_ACK")
@@ -132,6 +142,21 @@ def _rx_mode(cmd: int, data: bytes, features: int, rx_filter: RxFilter) -> None:
     if data[0] > 1:
         raise NetCtrlBadValue(f"{mode.name} value {data[0]} is neither 0 nor 1")
     setattr(rx_filter, _RX_FIELD[mode], bool(data[0]))
+
+
+def _vlan(cmd: int, data: bytes, features: int, rx_filter: RxFilter) -> None:
+    """VLAN_ADD / VLAN_DEL: a le16 VLAN id into or out of the table (§5.1.9.5.3)."""
+    if cmd not in (NetCtrlVlan.ADD, NetCtrlVlan.DEL):
+        raise NetCtrlUnsupported(f"unknown VIRTIO_NET_CTRL_VLAN command {cmd}")
+    _require(features, NetFeature.CTRL_VLAN, "VIRTIO_NET_CTRL_VLAN")
+    _exact(data, _VLAN_ID.size, "VLAN command")
+    (vid,) = _VLAN_ID.unpack(data)
+    if vid > VLAN_ID_MASK:
+        raise NetCtrlBadValue(f"VLAN id {vid} is above {VLAN_ID_MASK}")
+    if cmd == NetCtrlVlan.ADD:
+        rx_filter.vlans = rx_filter.vlans | {vid}
+    else:
+        rx_filter.vlans = rx_filter.vlans - {vid}
 
 
 def _mac(cmd: int, data: bytes, features: int, target: CtrlTarget) -> None:

@@ -165,6 +165,7 @@ class NetDevice:
         self.hdr_size = net_hdr_size(context.features)
         self.mrg = has_feature(context.features, NetFeature.MRG_RXBUF)
         self.max_frame = self._max_frame(context.features)
+        self.rx_filter.vlan_filtering = has_feature(context.features, NetFeature.CTRL_VLAN)
         self._process_tx()
         self._process_ctrl()
         self._flush_rx()

@@ -42,7 +42,13 @@ from .errors import (
     VirtioError,
 )
 from .memory import GuestMemory
-from .net_ctrl import encode_announce_ack, encode_mac_addr, encode_mac_table, encode_rx_mode
+from .net_ctrl import (
+    encode_announce_ack,
+    encode_mac_addr,
+    encode_mac_table,
+    encode_rx_mode,
+    encode_vlan,
+)
 from .net_header import NetHdr, net_hdr_size
 from .net_rx import RxFormat, UsedBuffer, assemble
 from .spec import (
@@ -59,6 +65,7 @@ from .spec import (
     Feature,
     NetAck,
     NetCtrlRx,
+    NetCtrlVlan,
     NetFeature,
     NetHdrFlag,
     NetStatus,
@@ -86,6 +93,7 @@ DRIVER_FEATURES = feature_mask(
     NetFeature.CTRL_VQ,
     NetFeature.CTRL_RX,
     NetFeature.CTRL_RX_EXTRA,
+    NetFeature.CTRL_VLAN,
     NetFeature.CTRL_MAC_ADDR,
     NetFeature.GUEST_ANNOUNCE,
 )
@@ -397,6 +405,16 @@ class NetDriver:
         if ok:
             self.mac = mac
         return ok
+
+    def add_vlan(self, vid: int) -> bool:
+        """Let frames tagged with VLAN `vid` through the device's filter (CTRL_VLAN)."""
+        self._need(NetFeature.CTRL_VLAN)
+        return self._command(encode_vlan(NetCtrlVlan.ADD, vid))
+
+    def del_vlan(self, vid: int) -> bool:
+        """Stop frames tagged with VLAN `vid` (CTRL_VLAN)."""
+        self._need(NetFeature.CTRL_VLAN)
+        return self._command(encode_vlan(NetCtrlVlan.DEL, vid))
 
     def _need(self, bit: NetFeature) -> None:
         if self.vdev is None or not self.vdev.has_feature(bit) or self.ctrlq is None:

@@ -12,15 +12,24 @@ Rules:
   device's own `mac` or a match in the unicast table accepts it (NET-DEV-037, 048).
 - After reset the tables are empty (NET-DEV-045) and the device is promiscuous, as
   QEMU's is, so a driver that never configures filtering receives everything.
+- VLAN: with VIRTIO_NET_F_CTRL_VLAN negotiated (`vlan_filtering`), a tagged frame
+  passes only if its VLAN id is in the table, which starts empty (NET-DEV-050);
+  without it every tagged frame passes (NET-DEV-049). Untagged frames are never
+  judged by VLAN. The VLAN check comes before the MAC rules, promiscuous or not.
 
-Spec: §5.1.9.5.1 (receive filtering), §5.1.9.5.2 (MAC address filtering).
+Spec: §5.1.9.5.1 (receive filtering), §5.1.9.5.2 (MAC address filtering),
+§5.1.9.5.3 (VLAN filtering).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .spec import MAC_LEN
+from .spec import ETH_HEADER_LEN, MAC_LEN, VLAN_ID_MASK, VLAN_TPID
+
+_ETHERTYPE = 2 * MAC_LEN
+_TCI = ETH_HEADER_LEN
+_TAG_LEN = 2
 
 BROADCAST = b"\xff" * MAC_LEN
 _GROUP_BIT = 1
@@ -44,9 +53,13 @@ class RxFilter:
     nobcast: bool = False
     unicast: frozenset[bytes] = frozenset()
     multicast: frozenset[bytes] = frozenset()
+    vlan_filtering: bool = False
+    vlans: frozenset[int] = frozenset()
 
     def accepts(self, frame: bytes) -> bool:
         """Whether a frame (at least an Ethernet header long) passes the filter."""
+        if not self._vlan_passes(frame):
+            return False
         dst = frame[:MAC_LEN]
         if self.promisc:
             return True
@@ -59,3 +72,11 @@ class RxFilter:
         if self.nouni:
             return False
         return self.alluni or dst == self.mac or dst in self.unicast
+
+    def _vlan_passes(self, frame: bytes) -> bool:
+        """Untagged, unfiltered, or tagged with an id in the table."""
+        tagged = int.from_bytes(frame[_ETHERTYPE:ETH_HEADER_LEN], "big") == VLAN_TPID
+        if not tagged or not self.vlan_filtering:
+            return True
+        tci = frame[_TCI : _TCI + _TAG_LEN]
+        return len(tci) == _TAG_LEN and int.from_bytes(tci, "big") & VLAN_ID_MASK in self.vlans

@@ -282,6 +282,19 @@ class NetCtrlMac(IntEnum):
     ADDR_SET = 1
 
 
+class NetCtrlVlan(IntEnum):
+    """Commands of class VIRTIO_NET_CTRL_VLAN (§5.1.9.5.3)."""
+
+    ADD = 0
+    DEL = 1
+
+
+VLAN_TPID = 0x8100
+"""The IEEE 802.1Q tag protocol identifier in the ethertype position of a tagged frame."""
+
+VLAN_ID_MASK = 0x0FFF
+"""The VLAN id bits of the tag control information (IEEE 802.1Q)."""
+
 NET_CTRL_ANNOUNCE_ACK = 0
 """The one command of class VIRTIO_NET_CTRL_ANNOUNCE (§5.1.9.5.4)."""
 

@@ -358,6 +358,17 @@ def test_ctrl_without_ack_byte_is_returned_empty() -> None:
     assert ctrl(guest, bytes((NetCtrlClass.RX, NetCtrlRx.PROMISC, 0))) == (1, NetAck.OK)
 
 
+def test_ctrl_vlan_id_out_of_range_or_truncated() -> None:
+    guest = RawGuest()
+    assert ctrl(guest, bytes((NetCtrlClass.VLAN, 0)) + (4096).to_bytes(2, "little")) == (1, 1)
+    assert isinstance(guest.last_error(), NetCtrlBadValue)
+    assert ctrl(guest, bytes((NetCtrlClass.VLAN, 0, 7))) == (1, NetAck.ERR)
+    assert isinstance(guest.last_error(), NetCtrlMalformed)
+    assert guest.device.rx_filter.vlans == frozenset()
+    assert ctrl(guest, bytes((NetCtrlClass.VLAN, 0)) + (7).to_bytes(2, "little")) == (1, 0)
+    assert guest.device.rx_filter.vlans == {7}
+
+
 def test_ctrl_on_off_byte_out_of_range() -> None:
     guest = RawGuest()
     assert ctrl(guest, bytes((NetCtrlClass.RX, NetCtrlRx.ALLMULTI, 2))) == (1, NetAck.ERR)

@@ -297,7 +297,7 @@ def test_no_control_queue_means_no_rx_extra_or_hash_report() -> None:
 
 @pytest.mark.spec("NET-DEV-025", "NET-DEV-049")
 def test_vlan_tagged_and_badly_checksummed_frames_pass_unchanged() -> None:
-    a, b, _ = net_pair()
+    a, b, _ = net_pair(known=DRIVER_FEATURES & ~feature_mask(NetFeature.CTRL_VLAN))
     tagged = MAC_B + MAC_A + bytes.fromhex("8100 0064 0800") + bytes(46)
     bad_ip = MAC_B + MAC_A + bytes.fromhex("0800 4500 001c 0001 0000 4001 dead") + bytes(28)
     for f in (tagged, bad_ip):
@@ -317,3 +317,25 @@ def test_config_round_trips(mac: bytes, status: int, pairs: int, mtu: int) -> No
     config = NetConfig(mac=mac, status=status, max_virtqueue_pairs=pairs, mtu=mtu)
     assert NetConfig.unpack(config.pack()) == config
     assert len(config.pack()) == NetConfig.SIZE
+
+
+def tagged_frame(vid: int) -> bytes:
+    return MAC_B + MAC_A + (0x8100).to_bytes(2, "big") + vid.to_bytes(2, "big") + bytes(48)
+
+
+@pytest.mark.spec("NET-DEV-050")
+def test_vlan_table_through_the_control_queue() -> None:
+    a, b, _ = net_pair()
+    a.driver.send(tagged_frame(100))
+    assert b.driver.receive() is None
+    assert b.device.stats.drops[DropReason.FILTERED] == 1
+    assert b.driver.add_vlan(100)
+    for vid in (100, 101):
+        a.driver.send(tagged_frame(vid))
+    a.driver.send(frame(MAC_B, MAC_A, 64))
+    got = [b.driver.receive() for _ in range(3)]
+    assert got == [tagged_frame(100), frame(MAC_B, MAC_A, 64), None]
+    assert b.driver.del_vlan(100)
+    a.driver.send(tagged_frame(100))
+    assert b.driver.receive() is None
+    assert b.device.stats.drops[DropReason.FILTERED] == 3
