@@ -35,7 +35,8 @@ CTRL_FEATURES = (
 def device_features(*, mrg_rxbuf: bool, ctrl_vq: bool, csum: bool, mtu: bool) -> int:
     """The device-type feature word: VERSION_1, MAC, STATUS and the chosen extras."""
     bits = [Feature.VERSION_1, NetFeature.MAC, NetFeature.STATUS]
-    bits += [NetFeature.MRG_RXBUF] * mrg_rxbuf + [NetFeature.CSUM] * csum
+    bits += [NetFeature.MRG_RXBUF] * mrg_rxbuf
+    bits += [NetFeature.CSUM, NetFeature.GUEST_CSUM] * csum
     bits += [NetFeature.MTU] * mtu
     bits += list(CTRL_FEATURES) * ctrl_vq
     return feature_mask(*bits)

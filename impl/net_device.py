@@ -42,6 +42,7 @@ from .errors import (
 )
 from .net_backend import Port
 from .net_config import NetConfig, device_features
+from .net_csum import checksums_valid
 from .net_ctrl import execute
 from .net_filter import RxFilter
 from .net_header import net_hdr_size
@@ -61,6 +62,7 @@ from .spec import (
     Feature,
     NetAck,
     NetFeature,
+    NetHdrFlag,
     NetStatus,
     feature_mask,
     has_feature,
@@ -120,6 +122,7 @@ class NetDevice:
         self._used: set[int] = set()
         self.rx_filter = RxFilter(mac=self.initial_mac)
         self.features = 0
+        self.guest_csum = False
         if port is not None:
             port.attach(self)
 
@@ -166,6 +169,7 @@ class NetDevice:
         self.mrg = has_feature(context.features, NetFeature.MRG_RXBUF)
         self.max_frame = self._max_frame(context.features)
         self.rx_filter.vlan_filtering = has_feature(context.features, NetFeature.CTRL_VLAN)
+        self.guest_csum = has_feature(context.features, NetFeature.GUEST_CSUM)
         self._process_tx()
         self._process_ctrl()
         self._flush_rx()
@@ -369,7 +373,8 @@ class NetDevice:
         assert self.context is not None
         queue = self._queue(NET_QUEUE_RX)
         assert queue is not None
-        for piece in spread(frame, self.hdr_size, self._held):
+        flags = NetHdrFlag.DATA_VALID if self.guest_csum and checksums_valid(frame) else 0
+        for piece in spread(frame, self.hdr_size, self._held, flags):
             chain = self._held.popleft()
             chain.write_payload(self.context.mem, piece)
             queue.push_used(chain.head, len(piece))

@@ -90,6 +90,7 @@ DRIVER_FEATURES = feature_mask(
     NetFeature.MTU,
     NetFeature.MRG_RXBUF,
     NetFeature.CSUM,
+    NetFeature.GUEST_CSUM,
     NetFeature.CTRL_VQ,
     NetFeature.CTRL_RX,
     NetFeature.CTRL_RX_EXTRA,
@@ -128,6 +129,7 @@ class NetDriver:
         self.errors: deque[VirtioError] = deque(maxlen=64)
         self.error_counts: Counter[str] = Counter()
         self.rx_packets = self.rx_bytes = self.tx_packets = self.tx_bytes = 0
+        self.rx_csum_valid = 0
         self.napi_scheduled = False
         self.broken = False
         self.link_up = False
@@ -153,6 +155,7 @@ class NetDriver:
             self.mrg,
             self._choose_buf_size(),
             None if self.mtu is None else self.max_frame,
+            vdev.has_feature(NetFeature.GUEST_CSUM),
         )
         names = ["receiveq1", "transmitq1"]
         callbacks = [self._rx_interrupt, None]
@@ -291,7 +294,7 @@ class NetDriver:
         packets = 0
         while (first := self._get_rx()) is not None:
             try:
-                frame = assemble(
+                packet = assemble(
                     self.mem,
                     self.rx_format,
                     first,
@@ -302,9 +305,10 @@ class NetDriver:
             except NetDeviceError as error:
                 self._record(error)
                 continue
-            self.frames.append(frame)
+            self.frames.append(packet.frame)
             self.rx_packets += 1
-            self.rx_bytes += len(frame)
+            self.rx_bytes += len(packet.frame)
+            self.rx_csum_valid += packet.csum_valid
             packets += 1
         return packets
 

@@ -8,7 +8,8 @@ Rules:
 - The header goes in front of the frame with num_buffers = the number of buffers the
   packet takes (NET-DEV-027): 1 without MRG_RXBUF (NET-DEV-028); with it, every buffer
   but the last is filled completely (§5.1.9.4). The legacy 10-byte header has no
-  num_buffers.
+  num_buffers. `flags` is DATA_VALID when the device validated the checksums
+  (GUEST_CSUM negotiated), else 0 (§5.1.9.4).
 
 Spec: §5.1.9.3 (setting up receive buffers), §5.1.9.4 (processing of incoming packets).
 """
@@ -39,13 +40,15 @@ def rx_buffer_fault(
     return None
 
 
-def spread(frame: bytes, hdr_size: int, buffers: Sequence[Chain]) -> list[bytes]:
+def spread(
+    frame: bytes, hdr_size: int, buffers: Sequence[Chain], flags: int = 0
+) -> list[bytes]:
     """The pieces header + `frame` occupies in `buffers`, in order, num_buffers set.
 
     The caller guarantees the buffers have room; only as many pieces as needed are
     returned, each filling its buffer except the last.
     """
-    data = NetHdr(num_buffers=1).pack(hdr_size) + frame
+    data = NetHdr(flags=flags, num_buffers=1).pack(hdr_size) + frame
     pieces: list[bytes] = []
     offset = 0
     for chain in buffers:
@@ -54,5 +57,6 @@ def spread(frame: bytes, hdr_size: int, buffers: Sequence[Chain]) -> list[bytes]
         pieces.append(data[offset : offset + chain.writable_len])
         offset += len(pieces[-1])
     if hdr_size == NET_HDR_SIZE:
-        pieces[0] = NetHdr(num_buffers=len(pieces)).pack(hdr_size) + pieces[0][hdr_size:]
+        count = NetHdr(flags=flags, num_buffers=len(pieces)).pack(hdr_size)
+        pieces[0] = count + pieces[0][hdr_size:]
     return pieces

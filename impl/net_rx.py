@@ -7,8 +7,10 @@ Rules (the driver trusts nothing the device wrote):
   (NET-DEV-027). All of them must already be used (the device uses them together).
 - Every buffer but the last of a merged packet is full (§5.1.9.4); the last holds at
   least one byte.
-- Header flags are 0 and gso_type NONE, since this driver negotiates neither
-  GUEST_CSUM nor a receive offload (§5.1.9.4).
+- gso_type is NONE (the driver negotiates no receive offload); flags are 0 without
+  GUEST_CSUM; with it DATA_VALID may be set (counted in the packet's `csum_valid`),
+  and NEEDS_CSUM asks the driver to finish the checksum, with offsets inside the
+  frame (§5.1.9.4).
 - The frame is at least an Ethernet header long and, after VIRTIO_NET_F_MTU, at most
   mtu plus that header (NET-DEV-005).
 A violation drops the packet (every buffer it took is given back to the pool) and
@@ -31,8 +33,9 @@ from .errors import (
     NetRxUsedTooShort,
 )
 from .memory import GuestMemory
+from .net_csum import complete_checksum
 from .net_header import NetHdr
-from .spec import ETH_HEADER_LEN, NET_HDR_SIZE, NetGso
+from .spec import ETH_HEADER_LEN, NET_HDR_SIZE, NetGso, NetHdrFlag
 
 UsedBuffer = tuple[int, int]
 """(guest address of a receive buffer, bytes the device wrote into it)."""
@@ -47,6 +50,16 @@ class RxFormat:
     buf_size: int
     max_frame: int | None
     """mtu + Ethernet header after VIRTIO_NET_F_MTU, else None (no limit is checked)."""
+    guest_csum: bool = False
+    """VIRTIO_NET_F_GUEST_CSUM negotiated: DATA_VALID and NEEDS_CSUM may arrive."""
+
+
+@dataclass(frozen=True)
+class RxPacket:
+    """A received frame and whether the device vouched for its checksums (DATA_VALID)."""
+
+    frame: bytes
+    csum_valid: bool
 
 
 def assemble(
@@ -56,8 +69,8 @@ def assemble(
     outstanding: int,
     next_used: Callable[[], UsedBuffer | None],
     release: Callable[[int], None],
-) -> bytes:
-    """Read one packet starting at used buffer `first` and return its frame.
+) -> RxPacket:
+    """Read one packet starting at used buffer `first` and return it.
 
     `outstanding` counts receive buffers the device held, `first` included;
     `next_used` fetches the packet's further buffers; `release` gives each buffer
@@ -79,8 +92,14 @@ def assemble(
         pieces.append(mem.read(*more))
         lengths.append(more[1])
     _check_lengths(lengths, fmt)
-    _check_header(hdr)
-    return _check_frame(b"".join(pieces), fmt)
+    _check_header(hdr, fmt)
+    frame = _check_frame(b"".join(pieces), fmt)
+    if hdr.flags & NetHdrFlag.NEEDS_CSUM:
+        done = complete_checksum(frame, hdr.csum_start, hdr.csum_offset)
+        if done is None:
+            raise NetRxBadHeader(f"NEEDS_CSUM at {hdr.csum_start}+{hdr.csum_offset} is outside")
+        frame = done
+    return RxPacket(frame, bool(hdr.flags & NetHdrFlag.DATA_VALID))
 
 
 def _buffer_count(hdr: NetHdr, fmt: RxFormat, outstanding: int) -> int:
@@ -102,11 +121,12 @@ def _check_lengths(lengths: list[int], fmt: RxFormat) -> None:
         raise NetRxUsedTooShort("the last buffer of a merged packet is empty")
 
 
-def _check_header(hdr: NetHdr) -> None:
-    if hdr.flags or hdr.gso_type != NetGso.NONE:
-        raise NetRxBadHeader(
-            f"flags {hdr.flags:#x} gso_type {hdr.gso_type} without a receive offload feature"
-        )
+def _check_header(hdr: NetHdr, fmt: RxFormat) -> None:
+    if hdr.gso_type != NetGso.NONE:
+        raise NetRxBadHeader(f"gso_type {hdr.gso_type} without a receive offload feature")
+    allowed = NetHdrFlag.DATA_VALID | NetHdrFlag.NEEDS_CSUM if fmt.guest_csum else 0
+    if hdr.flags & ~allowed:
+        raise NetRxBadHeader(f"header flags {hdr.flags:#x} beyond {allowed:#x}")
 
 
 def _check_frame(frame: bytes, fmt: RxFormat) -> bytes:

@@ -31,11 +31,9 @@ from .errors import (
     NetTxWritable,
 )
 from .memory import GuestMemory
+from .net_csum import complete_checksum
 from .net_header import NetHdr, net_hdr_size
 from .spec import ETH_HEADER_LEN, NetFeature, NetGso, NetHdrFlag, has_feature
-
-_CSUM_FIELD = 2
-_U16_MASK = 0xFFFF
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +63,13 @@ def parse_tx(chain: Chain, mem: GuestMemory, features: int, max_frame: int) -> T
     _check_header(hdr, features)
     frame = raw[hdr_size:]
     if hdr.flags & NetHdrFlag.NEEDS_CSUM:
-        frame = complete_checksum(frame, hdr.csum_start, hdr.csum_offset)
+        done = complete_checksum(frame, hdr.csum_start, hdr.csum_offset)
+        if done is None:
+            raise NetTxBadChecksumOffsets(
+                f"checksum at {hdr.csum_start}+{hdr.csum_offset} lies outside a frame of "
+                f"{len(frame)} bytes"
+            )
+        frame = done
     return TxFrame(hdr, frame)
 
 
@@ -76,24 +80,3 @@ def _check_header(hdr: NetHdr, features: int) -> None:
         raise NetTxBadHeader("NEEDS_CSUM without VIRTIO_NET_F_CSUM")
     if hdr.num_buffers:
         raise NetTxBadHeader(f"transmit num_buffers is {hdr.num_buffers}, not 0")
-
-
-def ones_complement_sum(data: bytes) -> int:
-    """The 16-bit ones' complement sum of `data` as big-endian words (RFC 1071)."""
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
-    while total >> 16:
-        total = (total & _U16_MASK) + (total >> 16)
-    return total
-
-
-def complete_checksum(frame: bytes, start: int, offset: int) -> bytes:
-    """Store the complemented sum from `start` to the end at `start + offset` (§5.1.9.2)."""
-    where = start + offset
-    if where + _CSUM_FIELD > len(frame):
-        raise NetTxBadChecksumOffsets(
-            f"checksum at {start}+{offset} lies outside a frame of {len(frame)} bytes"
-        )
-    checksum = ~ones_complement_sum(frame[start:]) & _U16_MASK
-    return frame[:where] + checksum.to_bytes(_CSUM_FIELD, "big") + frame[where + _CSUM_FIELD :]

@@ -463,10 +463,18 @@ def test_driver_merged_buffer_not_filled() -> None:
 
 
 def test_driver_header_flags_without_guest_csum() -> None:
-    liar = Liar()
+    liar = Liar(known=DRIVER_FEATURES & ~feature_mask(NetFeature.GUEST_CSUM))
     liar.packet(NetHdr(num_buffers=1, flags=NetHdrFlag.DATA_VALID), GOOD)
     assert isinstance(liar.poll_error(), NetRxBadHeader)
     liar.packet(NetHdr(num_buffers=1, gso_type=NetGso.TCPV4), GOOD)
+    assert isinstance(liar.poll_error(), NetRxBadHeader)
+    liar.assert_still_receives()
+
+
+def test_driver_needs_csum_offsets_outside_frame() -> None:
+    liar = Liar()
+    flags = NetHdrFlag.NEEDS_CSUM
+    liar.packet(NetHdr(num_buffers=1, flags=flags, csum_start=90, csum_offset=30), GOOD)
     assert isinstance(liar.poll_error(), NetRxBadHeader)
     liar.assert_still_receives()
 

@@ -22,11 +22,11 @@ from impl.errors import (
 from impl.memory import GuestMemory
 from impl.net_backend import Loopback, Wire
 from impl.net_config import NetConfig
+from impl.net_csum import checksums_valid, complete_checksum, ones_complement_sum
 from impl.net_device import DropReason, NetDevice
 from impl.net_driver import DRIVER_FEATURES, LOCAL_ADMIN_MAC, NetDriver
 from impl.net_filter import BROADCAST, RxFilter
 from impl.net_header import NetHdr, net_hdr_size
-from impl.net_tx import complete_checksum, ones_complement_sum
 from impl.pcap import PcapWriter, read_pcap
 from impl.spec import (
     NET_HDR_LEGACY_SIZE,
@@ -34,6 +34,7 @@ from impl.spec import (
     Feature,
     NetCtrlRx,
     NetFeature,
+    NetHdrFlag,
     NetStatus,
     feature_mask,
 )
@@ -241,7 +242,8 @@ def test_driver_refuses_frames_outside_the_mtu() -> None:
 def test_completed_checksum_verifies(payload: bytes, start: int) -> None:
     data = payload[:start] + b"\0\0" + payload[start + 2 :]
     done = complete_checksum(data, start, 0)
-    assert ones_complement_sum(done[start:]) == 0xFFFF
+    assert done is not None and ones_complement_sum(done[start:]) == 0xFFFF
+    assert complete_checksum(data, len(data) - 1, 0) is None
 
 
 # --- backends -----------------------------------------------------------------------------
@@ -339,3 +341,28 @@ def test_vlan_table_through_the_control_queue() -> None:
     a.driver.send(tagged_frame(100))
     assert b.driver.receive() is None
     assert b.device.stats.drops[DropReason.FILTERED] == 3
+
+
+def test_driver_finishes_a_partial_checksum_it_receives() -> None:
+    side = net_side(MAC_A, None)
+    ring = side.handle.device_queues[0]
+    chain = ring.pop()
+    assert chain is not None
+    data = MAC_A + MAC_B + b"\x88\xb5" + bytes(2) + bytes(range(1, 39))
+    hdr = NetHdr(flags=NetHdrFlag.NEEDS_CSUM, csum_start=14, csum_offset=0, num_buffers=1)
+    chain.write_payload(side.mem, hdr.pack() + data)
+    ring.push_used(chain.head, NET_HDR_SIZE + len(data))
+    got = side.driver.receive()
+    assert got is not None and ones_complement_sum(got[14:]) == 0xFFFF
+    assert not side.driver.errors
+
+
+def test_checksums_valid_only_for_verified_ipv4() -> None:
+    ip = bytes.fromhex("4500001c00010000400100000a0000010a000002")
+    ip = ip[:10] + (~ones_complement_sum(ip) & 0xFFFF).to_bytes(2, "big") + ip[12:]
+    icmp = bytes.fromhex("0800000012340001")
+    icmp = icmp[:2] + (~ones_complement_sum(icmp) & 0xFFFF).to_bytes(2, "big") + icmp[4:]
+    good = MAC_A + MAC_B + b"\x08\x00" + ip + icmp
+    assert checksums_valid(good)
+    assert not checksums_valid(good[:-1] + b"\x02")
+    assert not checksums_valid(MAC_A + MAC_B + b"\x88\xb5" + ip + icmp)

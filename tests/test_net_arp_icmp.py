@@ -77,6 +77,7 @@ def test_arp_and_ping_between_two_drivers(tmp_path: Path) -> None:
         a, b = ping_exchange(PcapWriter(stream))
     assert a.driver.mac == MAC_A and b.driver.mac == MAC_B
     assert a.device.stats.tx_frames == 2 and b.device.stats.tx_frames == 2
+    assert b.driver.rx_csum_valid == 1 and a.driver.rx_csum_valid == 1, "echo and reply"
     with path.open("rb") as stream:
         frames = [data for _, data in read_pcap(stream)]
     assert len(frames) == 4
