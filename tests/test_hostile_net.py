@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 from direct_bus import DirectDevice, bind
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from net_rig import MAC_A, MAC_B, frame, net_side
 
 from impl.alloc import GuestAllocator
@@ -23,6 +25,8 @@ from impl.chain import Segment
 from impl.driver import DriverQueue, VirtioDevice
 from impl.errors import (
     AvailIndexJump,
+    DeviceError,
+    DriverError,
     NetConfigWrite,
     NetCtrlBadValue,
     NetCtrlMalformed,
@@ -504,3 +508,51 @@ def test_driver_used_length_beyond_buffer_breaks_it() -> None:
     liar.driver.poll()
     assert liar.driver.broken
     assert liar.driver.error_counts["UsedLengthTooLong"] == 1
+
+
+# --- random hostile traffic ---------------------------------------------------------------
+pieces = st.lists(st.binary(max_size=40), min_size=1, max_size=4)
+hostile_action = st.one_of(
+    st.tuples(st.just("tx"), pieces, st.integers(0, 16)),
+    st.tuples(st.just("ctrl"), st.binary(max_size=40), st.integers(0, 2)),
+    st.tuples(st.just("rx"), st.lists(st.integers(1, 300), max_size=3), st.integers(0, 64)),
+    st.tuples(st.just("frame"), st.binary(max_size=200), st.just(0)),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(hostile_action, max_size=12), st.booleans())
+def test_random_hostile_requests_never_escape(actions: list[Any], mrg: bool) -> None:
+    """Whatever a driver puts in the rings, only recorded errors result; tx still works."""
+    known = DRIVER_FEATURES if mrg else DRIVER_FEATURES & ~feature_mask(NetFeature.MRG_RXBUF)
+    guest = RawGuest(known=known)
+    for kind, data, extra in actions:
+        if kind == "tx":
+            guest.tx(*data, writable=extra)
+        elif kind == "ctrl":
+            ack = [guest.room(extra)] if extra else []
+            guest.submit(NET_QUEUE_CTRL, [guest.put(data)], ack)
+            guest.used(NET_QUEUE_CTRL)
+        elif kind == "rx":
+            readable = [guest.room(extra)] if extra else []
+            if readable or data:
+                guest.submit(NET_QUEUE_RX, readable, [guest.room(n) for n in data])
+        else:
+            guest.device.receive_frame(data)
+    assert all(isinstance(e, DriverError) for e in guest.device.errors)
+    assert not guest.handle.reset_requests
+    guest.assert_tx_works()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.binary(max_size=140), st.integers(0, 3)), max_size=8))
+def test_random_lies_on_the_receive_ring_never_escape(lies: list[tuple[bytes, int]]) -> None:
+    """Whatever a device writes into receive buffers, the driver drops or delivers; no crash."""
+    liar = Liar(buf_size=128)
+    for data, buffers in lies:
+        for _ in range(max(buffers, 1)):
+            liar.use(data[:128])
+        liar.driver.poll()
+    assert all(isinstance(e, DeviceError) for e in liar.driver.errors)
+    liar.driver.frames.clear()
+    liar.assert_still_receives()
