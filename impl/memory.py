@@ -87,8 +87,10 @@ class GuestMemory:
 
     def read(self, addr: int, length: int) -> bytes:
         """Read `length` bytes."""
-        self.check(addr, length)
-        return bytes(self._buf[addr : addr + length])
+        end = addr + length
+        if not (0 <= addr <= end <= self.size and addr < _ADDR_LIMIT):  # `check`, inlined
+            raise MemoryFault(addr, length, self.size)
+        return bytes(self._buf[addr:end])
 
     def write_u8(self, addr: int, value: int) -> None:
         """Write one byte."""
@@ -116,8 +118,10 @@ class GuestMemory:
 
     def write(self, addr: int, data: bytes | bytearray | memoryview) -> None:
         """Write `data` at `addr`."""
-        self.check(addr, len(data))
-        self._buf[addr : addr + len(data)] = data
+        end = addr + len(data)
+        if not (0 <= addr <= end <= self.size and addr < _ADDR_LIMIT):  # `check`, inlined
+            raise MemoryFault(addr, len(data), self.size)
+        self._buf[addr:end] = data
 
     def fill(self, addr: int, length: int, byte: int = 0) -> None:
         """Set `length` bytes at `addr` to `byte`."""
