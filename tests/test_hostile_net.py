@@ -64,6 +64,7 @@ from impl.spec import (
     NetHdrFlag,
     feature_mask,
 )
+from impl.testing import MockDeviceRing, MockDriverRing
 
 MEM = 2 << 20
 GOOD = frame(MAC_B, MAC_A, 100, seed=7)
@@ -243,7 +244,9 @@ def test_tx_unknown_flag_bits_and_hdr_len_are_ignored() -> None:
 def test_tx_ring_corruption_asks_for_reset() -> None:
     guest = RawGuest()
     ring = guest.handle.queues[NET_QUEUE_TX].ring
-    guest.mem.write_u16(ring.layout.avail_idx, ring.avail_idx + 100)
+    hostile = MockDriverRing(guest.mem, ring.size, ring_base=ring.layout.desc)
+    assert hostile.layout == ring.layout
+    hostile.set_avail_idx(100)
     guest.device.queue_notify(NET_QUEUE_TX)
     assert isinstance(guest.handle.reset_requests[0], AvailIndexJump)
     guest.device.queue_notify(NET_QUEUE_TX)
@@ -502,9 +505,7 @@ def test_driver_used_length_beyond_buffer_breaks_it() -> None:
     liar = Liar(buf_size=128)
     chain = liar.ring.pop()
     assert chain is not None
-    liar.side.mem.write_u32(liar.ring.layout.used_ring(0) + 4, 0)
-    liar.ring.push_used(chain.head, 0)
-    liar.side.mem.write_u32(liar.ring.layout.used_ring(0) + 4, 999)
+    MockDeviceRing(liar.side.mem, liar.ring.layout).push(chain.head, 999)
     liar.driver.poll()
     assert liar.driver.broken
     assert liar.driver.error_counts["UsedLengthTooLong"] == 1
