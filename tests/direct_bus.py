@@ -5,6 +5,8 @@ are offered ∩ known, `find_vqs` lays out split rings in the guest memory and p
 `SplitDriver` with a `SplitDevice` for each, a kick calls the backend's
 `queue_notify`, and `signal_used` runs the queue's callback when the device side
 says the driver wants an interrupt. `bind` probes, then activates (DRIVER_OK).
+Interrupts run the callback at once, or with `immediate=False` wait (one pending flag
+per queue, as a level-triggered line) until the test calls `deliver()`.
 This is what the real transports (virtio-mmio, the descriptor page) do with bytes;
 it exists so device types can be tested before those land and is replaced by them.
 """
@@ -60,6 +62,9 @@ class DirectQueue:
     def enable_cb(self) -> bool:
         return self.ring.enable_cb()
 
+    def more_used(self) -> bool:
+        return self.ring.more_used()
+
 
 class DirectDevice:
     """The `VirtioDevice` handle of one backend, seen by one driver."""
@@ -79,6 +84,8 @@ class DirectDevice:
         self.interrupts = 0
         self.config_interrupts = 0
         self.queue_size: int | None = None
+        self.immediate = True
+        self.pending: set[int] = set()
 
     @property
     def device_id(self) -> int:
@@ -137,9 +144,21 @@ class DirectDevice:
         if not self.device_queues[index].needs_notification():
             return
         self.interrupts += 1
-        callback = self.callbacks[index]
-        if callback is not None:
-            callback(self.queues[index])
+        self.pending.add(index)
+        if self.immediate:
+            self.deliver()
+
+    def deliver(self) -> int:
+        """Run the callback of every queue with a pending interrupt; return how many."""
+        count = 0
+        while self.pending:
+            index = min(self.pending)
+            self.pending.discard(index)
+            callback = self.callbacks[index]
+            if callback is not None:
+                callback(self.queues[index])
+            count += 1
+        return count
 
     def _config_changed(self) -> None:
         self.config_interrupts += 1
@@ -157,10 +176,12 @@ def bind(
     allocator: GuestAllocator,
     *,
     queue_size: int | None = None,
+    immediate: bool = True,
 ) -> DirectDevice:
     """Probe `driver` on `backend` and set DRIVER_OK; return the handle."""
     handle = DirectDevice(backend, mem, allocator, driver.feature_table)
     handle.queue_size = queue_size
+    handle.immediate = immediate
     handle.driver = driver
     driver.probe(handle)
     handle.activate()

@@ -41,6 +41,7 @@ def net_side(
     buf_size: int | None = None,
     queue_size: int = 64,
     auto_refill: bool = True,
+    immediate: bool = True,
     device_class: type[NetDevice] = NetDevice,
     **device_options: object,
 ) -> NetSide:
@@ -51,7 +52,7 @@ def net_side(
     driver = NetDriver(
         mem, allocator, feature_table=known, buf_size=buf_size, auto_refill=auto_refill
     )
-    handle = bind(driver, device, mem, allocator)
+    handle = bind(driver, device, mem, allocator, immediate=immediate)
     return NetSide(mem, device, driver, handle)
 
 
