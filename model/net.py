@@ -5,17 +5,21 @@ Rules:
   Each side of a link is a NIC with a receive backlog of bounded length and some
   number of receive buffers the driver has posted; a frame needs `need(length)`
   buffers (1 without mergeable buffers).
-- A frame sent from a side whose link is down is refused by its driver. Otherwise it
-  arrives at the peer: dropped there as `link_down` if the peer's link is down,
-  `oversize` if longer than the peer accepts, `backlog_full` if the backlog is full;
-  else it joins the backlog.
+- A driver learns its link state from the configuration interrupt: until that is
+  delivered it believes the old state. A frame sent by a driver that believes its link
+  down is refused; one sent while the device's link is down (the driver not yet told)
+  is dropped by the sending device as `tx_link_down`. Otherwise it arrives at the
+  peer: dropped there as `link_down` if the peer's link is down, `oversize` if longer
+  than the peer accepts, `backlog_full` if the backlog is full; else it joins the
+  backlog.
 - The backlog drains in order while the posted buffers suffice for its oldest frame
   (head-of-line: a frame never overtakes another). A frame that needs more buffers
   than the whole ring holds is dropped as `no_room` once the ring is fully posted.
 - A delivered frame waits, unchanged, until the driver polls; a poll hands every
   waiting frame over in order and gives back their buffers for the next refill.
 - A link going down drops the backlog as `link_down`.
-- So for every side: frames sent towards it = received + waiting + backlog + drops.
+- So for every side: frames sent towards it = received + waiting + backlog + drops
+  (transmit drops are counted apart, at the sender).
 
 Spec: §5.1 (the device's link, receive queue and buffers), §5.1.9.3 and §5.1.9.4
 (receive buffers and num_buffers), §5.1.4 (LINK_UP).
@@ -36,12 +40,15 @@ class NicModel:
     """One side's receive path: link, backlog, posted buffers, frames not yet polled."""
 
     link_up: bool = True
+    driver_link: bool = True
+    config_pending: bool = False
     backlog: deque[Frame] = field(default_factory=deque)
     posted: int = 0
     unreclaimed: int = 0
     waiting: list[Frame] = field(default_factory=list)
     received: list[Frame] = field(default_factory=list)
     drops: Counter[str] = field(default_factory=Counter)
+    tx_drops: Counter[str] = field(default_factory=Counter)
     arrived: int = 0
 
 
@@ -75,10 +82,14 @@ class LinkModel:
         return SIDES[1 - SIDES.index(side)]
 
     def send(self, side: str, frame: Frame) -> bool:
-        """`side`'s driver sends `frame`; False if it refuses (its link is down)."""
-        if not self.nics[side].link_up:
+        """`side`'s driver sends `frame`; False if it refuses (it believes its link down)."""
+        nic = self.nics[side]
+        if not nic.driver_link:
             return False
-        self.arrive(self.peer(side), frame)
+        if not nic.link_up:
+            nic.tx_drops["tx_link_down"] += 1
+        else:
+            self.arrive(self.peer(side), frame)
         return True
 
     def arrive(self, side: str, frame: Frame) -> None:
@@ -126,12 +137,23 @@ class LinkModel:
         return taken
 
     def set_link(self, side: str, up: bool) -> None:
-        """`side`'s link goes up or down; down drops its backlog."""
+        """`side`'s link goes up or down (a config interrupt if it changed).
+
+        Down drops the backlog.
+        """
         nic = self.nics[side]
+        nic.config_pending |= nic.link_up != up
         nic.link_up = up
         if not up:
             nic.drops["link_down"] += len(nic.backlog)
             nic.backlog.clear()
+
+    def interrupt(self, side: str) -> None:
+        """`side`'s pending interrupts are delivered: its driver reads the link state."""
+        nic = self.nics[side]
+        if nic.config_pending:
+            nic.driver_link = nic.link_up
+            nic.config_pending = False
 
     def accounted(self, side: str) -> bool:
         """Every frame that reached `side` is received, waiting, in the backlog or dropped."""

@@ -86,6 +86,7 @@ class DirectDevice:
         self.queue_size: int | None = None
         self.immediate = True
         self.pending: set[int] = set()
+        self.config_pending = False
 
     @property
     def device_id(self) -> int:
@@ -151,6 +152,10 @@ class DirectDevice:
     def deliver(self) -> int:
         """Run the callback of every queue with a pending interrupt; return how many."""
         count = 0
+        if self.config_pending and self.driver is not None:
+            self.config_pending = False
+            self.driver.config_changed(self)
+            count += 1
         while self.pending:
             index = min(self.pending)
             self.pending.discard(index)
@@ -162,8 +167,9 @@ class DirectDevice:
 
     def _config_changed(self) -> None:
         self.config_interrupts += 1
-        if self.driver is not None:
-            self.driver.config_changed(self)
+        self.config_pending = True
+        if self.immediate:
+            self.deliver()
 
     def reset(self) -> None:
         self.backend.reset()

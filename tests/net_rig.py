@@ -1,15 +1,26 @@
-"""Two virtio-net guests joined by a wire, for the net tests: build, bind, exchange.
+"""virtio-net guests for the net tests: one guest per side, on a chosen transport.
 
-`NetSide` is one guest: its memory, its `NetDevice`, its `NetDriver` and the handle
-joining them. `net_pair` builds two sides over a `Wire` with the options a test
-chooses (features the drivers know, buffer sizes, queue sizes, backlog).
+`NetSide` is one guest: its memory, its `NetDevice` (host side), its `NetDriver` and
+what the test needs of the platform between them: deliver pending interrupts, ask
+whether one is pending, ask whether the device asked for a reset. `net_side` builds
+one on `transport`:
+
+- "direct": `direct_bus` (no registers; the driver talks to the backend directly);
+- "mmio": a virtio-mmio version 2 register window, scanned and probed by the bus;
+- "mmio-legacy": a virtio-mmio version 1 window (no VERSION_1: the 10-byte header
+  unless MRG_RXBUF, the header in its own descriptor);
+- "page": the descriptor-page bus (lguest style).
+
+`net_pair` joins two sides with a `Wire`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from direct_bus import DirectDevice, bind
+from direct_bus import bind
 
 from impl.alloc import GuestAllocator
 from impl.memory import GuestMemory
@@ -19,23 +30,32 @@ from impl.net_driver import DRIVER_FEATURES, NetDriver
 
 MAC_A = bytes.fromhex("525400000001")
 MAC_B = bytes.fromhex("525400000002")
-GUEST_BASE = 0x1000
+GUEST_BASE = 0x10000
+MMIO_BASE = 0x1000_0000
+MMIO_IRQ = 1
+PAGE_ADDR = 0x1000
+PAGE_IRQ = 32
+TRANSPORTS = ("direct",)
 
 
 @dataclass
 class NetSide:
-    """One guest on the link."""
+    """One guest on the link, and the platform hooks a test needs."""
 
     mem: GuestMemory
     device: NetDevice
     driver: NetDriver
-    handle: DirectDevice
+    handle: Any
+    deliver: Callable[[], int]
+    pending: Callable[[], bool]
+    reset_requested: Callable[[], bool]
 
 
 def net_side(
     mac: bytes,
     port: Port | None,
     *,
+    transport: str = "direct",
     mem_size: int = 4 << 20,
     known: int = DRIVER_FEATURES,
     buf_size: int | None = None,
@@ -43,26 +63,34 @@ def net_side(
     auto_refill: bool = True,
     immediate: bool = True,
     device_class: type[NetDevice] = NetDevice,
-    **device_options: object,
+    **device_options: Any,
 ) -> NetSide:
     """Build a device on `port`, a driver over fresh guest memory, and bind them."""
     mem = GuestMemory(mem_size)
     allocator = GuestAllocator(GUEST_BASE, mem_size)
-    device = device_class(mac, port, queue_size=queue_size, **device_options)  # type: ignore[arg-type]
+    device = device_class(mac, port, queue_size=queue_size, **device_options)
     driver = NetDriver(
         mem, allocator, feature_table=known, buf_size=buf_size, auto_refill=auto_refill
     )
-    handle = bind(driver, device, mem, allocator, immediate=immediate)
-    return NetSide(mem, device, driver, handle)
+    if transport == "direct":
+        handle = bind(driver, device, mem, allocator, immediate=immediate)
+        return NetSide(
+            mem,
+            device,
+            driver,
+            handle,
+            handle.deliver,
+            lambda: bool(handle.pending) or handle.config_pending,
+            lambda: bool(handle.reset_requests),
+        )
+    raise ValueError(f"transport {transport} is not wired yet (waiting for the transports)")
 
 
-def net_pair(
-    taps: tuple[FrameTap, ...] = (), **options: object
-) -> tuple[NetSide, NetSide, Wire]:
+def net_pair(taps: tuple[FrameTap, ...] = (), **options: Any) -> tuple[NetSide, NetSide, Wire]:
     """Two sides, A and B, joined by one wire."""
     wire = Wire(taps)
-    a = net_side(MAC_A, wire.a, **options)  # type: ignore[arg-type]
-    b = net_side(MAC_B, wire.b, **options)  # type: ignore[arg-type]
+    a = net_side(MAC_A, wire.a, **options)
+    b = net_side(MAC_B, wire.b, **options)
     return a, b, wire
 
 

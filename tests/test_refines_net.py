@@ -23,7 +23,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from net_rig import MAC_A, MAC_B, NetSide, net_side
+from net_rig import MAC_A, MAC_B, TRANSPORTS, NetSide, net_side
 
 from impl.errors import NetLinkDown
 from impl.net_backend import Wire
@@ -34,7 +34,6 @@ from impl.spec import (
     NET_HDR_LEGACY_SIZE,
     NET_HDR_SIZE,
     NET_MAX_FRAME,
-    NET_QUEUE_RX,
     Feature,
     NetFeature,
     feature_mask,
@@ -56,9 +55,12 @@ def pattern_frame(dst: bytes, src: bytes, length: int, seed: int) -> bytes:
 class NetLinkMachine(RuleBasedStateMachine):
     """Lockstep refinement of two net drivers/devices over a wire against `LinkModel`."""
 
-    def __init__(self, device_class: type[NetDevice] = NetDevice) -> None:
+    def __init__(
+        self, device_class: type[NetDevice] = NetDevice, transport: str = "direct"
+    ) -> None:
         super().__init__()
         self.device_class = device_class
+        self.transport = transport
         self.ready = False
 
     @initialize(
@@ -81,7 +83,8 @@ class NetLinkMachine(RuleBasedStateMachine):
         mrg_buf: int,
     ) -> None:
         """Build both sides with one feature set; receive rings start full."""
-        legacy = legacy and not mrg
+        direct_legacy = legacy and self.transport == "direct"
+        legacy = not mrg and (direct_legacy or self.transport == "mmio-legacy")
         known = DRIVER_FEATURES & ~(LEGACY_OFF if legacy else 0)
         if not mrg:
             known &= ~feature_mask(NetFeature.MRG_RXBUF)
@@ -90,14 +93,15 @@ class NetLinkMachine(RuleBasedStateMachine):
         hdr = NET_HDR_LEGACY_SIZE if legacy else NET_HDR_SIZE
         self.max_frame = NET_MAX_FRAME if mtu is None else mtu + ETH_HEADER_LEN
         buf = mrg_buf if mrg else hdr + self.max_frame
-        note(f"mrg={mrg} legacy={legacy} event_idx={event_idx} mtu={mtu} buf={buf}")
+        note(f"transport={self.transport} mrg={mrg} legacy={legacy} event_idx={event_idx}")
+        note(f"mtu={mtu} buf={buf}")
         note(f"queue_size={queue_size} backlog={backlog}")
         mem = queue_size * buf + 4 * NET_MAX_FRAME + (1 << 18)
         wire = Wire()
         options = {
             "mem_size": mem, "known": known, "buf_size": buf, "queue_size": queue_size,
             "auto_refill": False, "mtu": mtu, "backlog_limit": backlog, "immediate": False,
-            "device_class": self.device_class,
+            "device_class": self.device_class, "transport": self.transport,
         }
         self.sides: dict[str, NetSide] = {
             "a": net_side(MAC_A, wire.a, **options),  # type: ignore[arg-type]
@@ -178,7 +182,8 @@ class NetLinkMachine(RuleBasedStateMachine):
     @rule(side=st.sampled_from(SIDES))
     def interrupt(self, side: str) -> None:
         """`side`'s pending interrupts are delivered now (the test chooses when)."""
-        self.sides[side].handle.deliver()
+        self.sides[side].deliver()
+        self.model.interrupt(side)
 
     @precondition(lambda self: self.ready)
     @rule(side=st.sampled_from(SIDES), up=st.booleans())
@@ -186,7 +191,6 @@ class NetLinkMachine(RuleBasedStateMachine):
         """`side`'s device link goes up or down (a config interrupt tells its driver)."""
         self.sides[side].device.set_link(up)
         self.model.set_link(side, up)
-        assert self.sides[side].driver.link_up == up
 
     # --- invariants ---------------------------------------------------------------------
     @invariant()
@@ -195,8 +199,10 @@ class NetLinkMachine(RuleBasedStateMachine):
         if not self.ready:
             return
         for side in SIDES:
+            nic = self.model.nics[side]
             counted = {r.value: n for r, n in self.sides[side].device.stats.drops.items() if n}
-            assert counted == dict(+self.model.nics[side].drops)
+            assert counted == dict(+(nic.drops + nic.tx_drops))
+            assert self.sides[side].driver.link_up == nic.driver_link
             assert len(self.sides[side].device.backlog) == len(self.model.nics[side].backlog)
             assert self.model.accounted(side)
 
@@ -208,7 +214,7 @@ class NetLinkMachine(RuleBasedStateMachine):
         for side in self.sides.values():
             assert not side.driver.errors, list(side.driver.errors)
             assert not side.device.errors, list(side.device.errors)
-            assert not side.handle.reset_requests
+            assert not side.reset_requested()
 
     @invariant()
     def no_lost_wakeup(self) -> None:
@@ -217,7 +223,7 @@ class NetLinkMachine(RuleBasedStateMachine):
             return
         for side in self.sides.values():
             if side.driver.rxq.more_used():
-                assert side.driver.napi_scheduled or NET_QUEUE_RX in side.handle.pending
+                assert side.driver.napi_scheduled or side.pending()
 
 
 REFINEMENT_IDS = (
@@ -228,8 +234,9 @@ REFINEMENT_IDS = (
 
 
 @pytest.mark.spec(*REFINEMENT_IDS)
-def test_two_drivers_over_a_wire_refine_the_link_model() -> None:
-    run_state_machine_as_test(NetLinkMachine)
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_two_drivers_over_a_wire_refine_the_link_model(transport: str) -> None:
+    run_state_machine_as_test(lambda: NetLinkMachine(transport=transport))
 
 
 def test_drop_reasons_in_model_exist_in_device() -> None:
