@@ -23,10 +23,18 @@ from typing import Any
 from direct_bus import bind
 
 from impl.alloc import GuestAllocator
+from impl.bus import RING_FEATURES, VirtioBus
+from impl.device_core import DeviceCore
+from impl.devpage import DevicePageHost
+from impl.devpage_driver import scan_devpage
+from impl.interrupts import InterruptController
 from impl.memory import GuestMemory
+from impl.mmio import MmioDevice, MmioSpace, MmioWindow
+from impl.mmio_driver import scan_mmio
 from impl.net_backend import FrameTap, Port, Wire
 from impl.net_device import NetDevice
 from impl.net_driver import DRIVER_FEATURES, NetDriver
+from impl.spec import MMIO_VERSION_LEGACY, MMIO_VERSION_MODERN, Status
 
 MAC_A = bytes.fromhex("525400000001")
 MAC_B = bytes.fromhex("525400000002")
@@ -35,7 +43,8 @@ MMIO_BASE = 0x1000_0000
 MMIO_IRQ = 1
 PAGE_ADDR = 0x1000
 PAGE_IRQ = 32
-TRANSPORTS = ("direct",)
+TRANSPORTS = ("direct", "mmio", "mmio-legacy", "page")
+BUS_TRANSPORTS = ("mmio", "mmio-legacy", "page")
 
 
 @dataclass
@@ -83,7 +92,50 @@ def net_side(
             lambda: bool(handle.pending) or handle.config_pending,
             lambda: bool(handle.reset_requests),
         )
-    raise ValueError(f"transport {transport} is not wired yet (waiting for the transports)")
+    irqs = InterruptController(immediate=immediate)
+    bus = VirtioBus(
+        mem, allocator, irqs, queue_size=queue_size, ring_features=RING_FEATURES & known
+    )
+    core = _attach(transport, device, mem, irqs, bus, driver)
+    [bus_device] = bus.devices
+    assert bus_device.driver is driver, f"probe failed: {bus_device.probe_error}"
+    return NetSide(
+        mem,
+        device,
+        driver,
+        bus_device,
+        irqs.deliver_all,
+        lambda: bool(irqs.pending),
+        lambda: bool(core.status & Status.DEVICE_NEEDS_RESET),
+    )
+
+
+def _attach(
+    transport: str,
+    device: NetDevice,
+    mem: GuestMemory,
+    irqs: InterruptController,
+    bus: VirtioBus,
+    driver: NetDriver,
+) -> DeviceCore:
+    """Put `device` behind `transport`, register `driver`, let the guest find the device."""
+    bus.register_driver(driver)
+    if transport == "page":
+        core = DeviceCore(device, mem)
+        host = DevicePageHost(mem, PAGE_ADDR, irqs)
+        host.add(core, PAGE_IRQ)
+        scan_devpage(mem, PAGE_ADDR, host.hypercall, bus)
+        return core
+    legacy = transport == "mmio-legacy"
+    assert legacy or transport == "mmio", f"unknown transport {transport}"
+    core = DeviceCore(device, mem, legacy=legacy)
+    space = MmioSpace(irqs)
+    window = MmioWindow(base=MMIO_BASE, irq=MMIO_IRQ)
+    space.attach(
+        window, MmioDevice(core, version=MMIO_VERSION_LEGACY if legacy else MMIO_VERSION_MODERN)
+    )
+    scan_mmio(space, [window], bus)
+    return core
 
 
 def net_pair(taps: tuple[FrameTap, ...] = (), **options: Any) -> tuple[NetSide, NetSide, Wire]:

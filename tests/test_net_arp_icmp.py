@@ -2,7 +2,9 @@
 
 Guest A (10.0.0.1) asks for 10.0.0.2 by ARP broadcast; B's responder answers; A
 sends an ICMP echo request whose checksum the device computes (VIRTIO_NET_F_CSUM,
-NEEDS_CSUM); B answers with an echo reply. Every frame crosses the wire through the
+NEEDS_CSUM); B answers with an echo reply. Both guests sit on the same transport, each
+of: the direct test bus, virtio-mmio version 2, virtio-mmio version 1 (legacy), the
+descriptor page. Every frame crosses the wire through the
 drivers and devices, and a pcap tap records the wire; the capture is then read back
 by dpkt, a standard reader, and by this project's reader, and shows the four packets.
 """
@@ -31,7 +33,7 @@ from arp_icmp import (
     icmp_echo,
     ipv4,
 )
-from net_rig import MAC_A, MAC_B, NetSide, net_pair, net_side
+from net_rig import MAC_A, MAC_B, TRANSPORTS, NetSide, net_pair, net_side
 
 from impl.pcap import CapturePort, PcapWriter, read_pcap
 
@@ -50,9 +52,9 @@ def deliver(receiver: NetSide, responder: Responder) -> bytes:
     return got
 
 
-def ping_exchange(capture: PcapWriter) -> tuple[NetSide, NetSide]:
-    """Run the ARP + ping exchange over a wire tapped by `capture`."""
-    a, b, _ = net_pair(taps=(capture,))
+def ping_exchange(capture: PcapWriter, transport: str = "direct") -> tuple[NetSide, NetSide]:
+    """Run the ARP + ping exchange over a wire tapped by `capture`, guests on `transport`."""
+    a, b, _ = net_pair(taps=(capture,), transport=transport)
     host_a, host_b = Responder(MAC_A, IP_A), Responder(MAC_B, IP_B)
     a.driver.send(arp(ARP_REQUEST, MAC_A, IP_A, bytes(6), IP_B))
     deliver(b, host_b)
@@ -71,10 +73,11 @@ def ping_exchange(capture: PcapWriter) -> tuple[NetSide, NetSide]:
 
 
 @pytest.mark.spec("NET-DRV-003", "NET-DRV-030", "NET-DRV-033")
-def test_arp_and_ping_between_two_drivers(tmp_path: Path) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_arp_and_ping_between_two_drivers(tmp_path: Path, transport: str) -> None:
     path = tmp_path / "ping.pcap"
     with path.open("wb") as stream:
-        a, b = ping_exchange(PcapWriter(stream))
+        a, b = ping_exchange(PcapWriter(stream), transport)
     assert a.driver.mac == MAC_A and b.driver.mac == MAC_B
     assert a.device.stats.tx_frames == 2 and b.device.stats.tx_frames == 2
     assert b.driver.rx_csum_valid == 1 and a.driver.rx_csum_valid == 1, "echo and reply"
@@ -84,11 +87,12 @@ def test_arp_and_ping_between_two_drivers(tmp_path: Path) -> None:
     assert frames[0][:6] == BROADCAST
 
 
-def test_capture_parses_with_dpkt(tmp_path: Path) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_capture_parses_with_dpkt(tmp_path: Path, transport: str) -> None:
     dpkt = pytest.importorskip("dpkt", reason="dpkt is the standard reader this test uses")
     path = tmp_path / "ping.pcap"
     with path.open("wb") as stream:
-        ping_exchange(PcapWriter(stream))
+        ping_exchange(PcapWriter(stream), transport)
     with path.open("rb") as stream:
         packets = [dpkt.ethernet.Ethernet(buf) for _, buf in dpkt.pcap.Reader(stream)]
     assert [type(p.data).__name__ for p in packets] == ["ARP", "ARP", "IP", "IP"]
