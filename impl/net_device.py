@@ -315,8 +315,9 @@ class NetDevice:
         return None
 
     def _drop_backlog(self, reason: DropReason) -> None:
-        self.stats.drops[reason] += len(self.backlog)
-        self.backlog.clear()
+        if self.backlog:
+            self.stats.drops[reason] += len(self.backlog)
+            self.backlog.clear()
 
     def _flush_rx(self) -> None:
         """Place backlog frames, oldest first, while buffers last; then interrupt."""
