@@ -461,7 +461,7 @@ class NetTxBadHeader(NetDriverError):
     section = "5.1.9.2.1"
     spec_ids = (
         "NET-DRV-015", "NET-DRV-016", "NET-DRV-018", "NET-DRV-019", "NET-DRV-020",
-        "NET-DRV-021", "NET-DRV-034",
+        "NET-DRV-021", "NET-DRV-034", "NET-DRV-046",
     )
 
 

@@ -7,7 +7,8 @@ Rules:
 - The header must be one the features allow: gso_type NONE (this device offers no
   segmentation, NET-DRV-034), NEEDS_CSUM only with VIRTIO_NET_F_CSUM (NET-DRV-016),
   num_buffers 0 (NET-DRV-015). Flag bits the device does not know are ignored
-  (NET-DEV-015). hdr_len is never relied on (NET-DEV-021).
+  (NET-DEV-015); DATA_VALID and RSC_INFO, which only a device may set, are refused
+  (NET-DRV-046). hdr_len is never relied on (NET-DEV-021).
 - NEEDS_CSUM: the device computes the ones' complement sum from csum_start to the end
   and stores it at csum_start + csum_offset (§5.1.9.2); without the flag it never
   looks at those fields (NET-DEV-016).
@@ -78,5 +79,7 @@ def _check_header(hdr: NetHdr, features: int) -> None:
         raise NetTxBadHeader(f"gso_type {hdr.gso_type} without a segmentation feature")
     if hdr.flags & NetHdrFlag.NEEDS_CSUM and not has_feature(features, NetFeature.CSUM):
         raise NetTxBadHeader("NEEDS_CSUM without VIRTIO_NET_F_CSUM")
+    if hdr.flags & (NetHdrFlag.DATA_VALID | NetHdrFlag.RSC_INFO):
+        raise NetTxBadHeader(f"receive-only flags {hdr.flags:#x} on transmit")
     if hdr.num_buffers:
         raise NetTxBadHeader(f"transmit num_buffers is {hdr.num_buffers}, not 0")

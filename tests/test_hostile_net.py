@@ -217,6 +217,16 @@ def test_tx_needs_csum_without_csum_feature() -> None:
     guest.assert_tx_works()
 
 
+@pytest.mark.spec("NET-DRV-046")
+@pytest.mark.parametrize("flag", [NetHdrFlag.DATA_VALID, NetHdrFlag.RSC_INFO])
+def test_tx_receive_only_flags(flag: NetHdrFlag) -> None:
+    guest = RawGuest()
+    guest.tx(hdr(flags=flag), GOOD)
+    assert isinstance(guest.last_error(), NetTxBadHeader)
+    assert guest.port.frames == []
+    guest.assert_tx_works()
+
+
 @pytest.mark.spec("NET-DRV-015")
 def test_tx_num_buffers_not_zero() -> None:
     guest = RawGuest()
