@@ -605,3 +605,7 @@ class NetCtrlNoAnswer(NetDeviceError):
 
 class TapUnavailable(NetUsageError):
     """A TAP interface cannot be created or read (no /dev/net/tun, no permission)."""
+
+
+class NetDriverSetup(NetUsageError):
+    """A NetDriver probed with no guest memory or allocator to put its buffers in."""

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Hashable
+from typing import TypeVar
 
 from .alloc import GuestAllocator
 from .chain import Segment
@@ -35,6 +36,7 @@ from .errors import (
     NetBadConfig,
     NetCtrlNoAnswer,
     NetDeviceError,
+    NetDriverSetup,
     NetFeatureMissing,
     NetFrameSize,
     NetLinkDown,
@@ -72,6 +74,8 @@ from .spec import (
     feature_mask,
 )
 
+_Part = TypeVar("_Part")
+
 MRG_BUFFER_SIZE = 1536
 """Default receive buffer with MRG_RXBUF: a 1514-byte frame and header, rounded up."""
 LOCAL_ADMIN_MAC = b"\x02\x00\x00\x00\x00\x01"
@@ -100,8 +104,19 @@ DRIVER_FEATURES = feature_mask(
 )
 
 
+def _guest_part(vdev: VirtioDevice, name: str, kind: type[_Part]) -> _Part:
+    """The guest memory or allocator a bus offers on its device handle, if it does."""
+    part = getattr(vdev, name, None)
+    if not isinstance(part, kind):
+        raise NetDriverSetup(f"no {name} given and the device handle offers none")
+    return part
+
+
 class NetDriver:
     """A virtio-net driver over guest memory `mem`, allocating buffers from `allocator`.
+
+    Without `mem` and `allocator` it takes the ones the bus's device handle offers
+    (`BusDevice.mem`, `.allocator`), as Linux's driver takes the kernel's.
 
     `feature_table` may be narrowed to refuse features; `buf_size` overrides the
     receive buffer size; `auto_refill` refills after each poll (Linux does; a test of
@@ -113,15 +128,15 @@ class NetDriver:
 
     def __init__(
         self,
-        mem: GuestMemory,
-        allocator: GuestAllocator,
+        mem: GuestMemory | None = None,
+        allocator: GuestAllocator | None = None,
         *,
         feature_table: int = DRIVER_FEATURES,
         buf_size: int | None = None,
         auto_refill: bool = True,
     ) -> None:
-        self.mem = mem
-        self.allocator = allocator
+        self._mem = mem
+        self._allocator = allocator
         self.feature_table = feature_table
         self._buf_size = buf_size
         self.auto_refill = auto_refill
@@ -140,6 +155,8 @@ class NetDriver:
     def probe(self, vdev: VirtioDevice) -> None:
         """Read config, set up the queues, fill the receive ring."""
         self.vdev = vdev
+        self.mem = self._mem or _guest_part(vdev, "mem", GuestMemory)
+        self.allocator = self._allocator or _guest_part(vdev, "allocator", GuestAllocator)
         self.features = vdev.features
         self.hdr_size = net_hdr_size(self.features)
         self.split_header = not (

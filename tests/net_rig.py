@@ -58,6 +58,7 @@ class NetSide:
     deliver: Callable[[], int]
     pending: Callable[[], bool]
     reset_requested: Callable[[], bool]
+    bus: VirtioBus | None = None
 
 
 def net_side(
@@ -72,6 +73,7 @@ def net_side(
     auto_refill: bool = True,
     immediate: bool = True,
     device_class: type[NetDevice] = NetDevice,
+    give_memory: bool = True,
     **device_options: Any,
 ) -> NetSide:
     """Build a device on `port`, a driver over fresh guest memory, and bind them."""
@@ -79,7 +81,11 @@ def net_side(
     allocator = GuestAllocator(GUEST_BASE, mem_size)
     device = device_class(mac, port, queue_size=queue_size, **device_options)
     driver = NetDriver(
-        mem, allocator, feature_table=known, buf_size=buf_size, auto_refill=auto_refill
+        mem if give_memory else None,
+        allocator if give_memory else None,
+        feature_table=known,
+        buf_size=buf_size,
+        auto_refill=auto_refill,
     )
     if transport == "direct":
         handle = bind(driver, device, mem, allocator, immediate=immediate)
@@ -107,6 +113,7 @@ def net_side(
         irqs.deliver_all,
         lambda: bool(irqs.pending),
         lambda: bool(core.status & Status.DEVICE_NEEDS_RESET),
+        bus,
     )
 
 

@@ -8,7 +8,7 @@ import pytest
 from direct_bus import bind
 from hypothesis import given
 from hypothesis import strategies as st
-from net_rig import MAC_A, MAC_B, frame, net_pair, net_side
+from net_rig import BUS_TRANSPORTS, MAC_A, MAC_B, frame, net_pair, net_side
 
 from impl.alloc import GuestAllocator
 from impl.errors import (
@@ -366,3 +366,18 @@ def test_checksums_valid_only_for_verified_ipv4() -> None:
     assert checksums_valid(good)
     assert not checksums_valid(good[:-1] + b"\x02")
     assert not checksums_valid(MAC_A + MAC_B + b"\x88\xb5" + ip + icmp)
+
+
+@pytest.mark.parametrize("transport", BUS_TRANSPORTS)
+def test_driver_on_a_bus_uses_its_memory_and_unbinds_cleanly(transport: str) -> None:
+    """Bound by the bus with no memory of its own; unbinding frees every buffer and ring."""
+    side = net_side(MAC_A, Loopback(), transport=transport, give_memory=False)
+    sent = [frame(MAC_A, MAC_B, n, n) for n in (60, 1514, 9000)]
+    for f in sent:
+        side.driver.send(f)
+    assert [side.driver.receive() for _ in sent] == sent
+    assert side.driver.allocator.allocated
+    assert side.bus is not None
+    side.bus.unregister_driver(side.driver)
+    assert side.driver.allocator.allocated == {}
+    assert side.handle.detached == []
