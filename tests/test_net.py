@@ -370,7 +370,8 @@ def test_checksums_valid_only_for_verified_ipv4() -> None:
 
 @pytest.mark.parametrize("transport", BUS_TRANSPORTS)
 def test_driver_on_a_bus_uses_its_memory_and_unbinds_cleanly(transport: str) -> None:
-    """Bound by the bus with no memory of its own; unbinding frees every buffer and ring."""
+    """Bound by the bus with no memory of its own; unbinding frees every buffer and ring;
+    binding again (a reset and a new probe) works."""
     side = net_side(MAC_A, Loopback(), transport=transport, give_memory=False)
     sent = [frame(MAC_A, MAC_B, n, n) for n in (60, 1514, 9000)]
     for f in sent:
@@ -381,3 +382,7 @@ def test_driver_on_a_bus_uses_its_memory_and_unbinds_cleanly(transport: str) -> 
     side.bus.unregister_driver(side.driver)
     assert side.driver.allocator.allocated == {}
     assert side.handle.detached == []
+    side.bus.register_driver(side.driver)
+    assert side.handle.driver is side.driver
+    side.driver.send(sent[1])
+    assert side.driver.receive() == sent[1]
