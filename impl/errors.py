@@ -498,3 +498,190 @@ class PackedUsedLengthTooLong(DeviceError):
     """A used descriptor's len exceeds the writable bytes of its buffer (no MUST names this)."""
 
     section = "2.8.4"
+
+
+# --- virtio-net (§5.1) -----------------------------------------------------------------
+class NetDriverError(DriverError, abstract=True):
+    """A virtio-net driver broke a rule; the device drops the request and keeps working."""
+
+
+class NetTxHeaderTooShort(NetDriverError):
+    """A transmit chain carries fewer readable bytes than the negotiated virtio_net_hdr."""
+
+    section = "5.1.9.2"
+    spec_ids = ("NET-DRV-014",)
+
+
+class NetTxWritable(NetDriverError):
+    """A transmit chain has device-writable descriptors (no MUST names this)."""
+
+    section = "5.1.9.2"
+
+
+class NetTxRunt(NetDriverError):
+    """A transmitted frame is shorter than an Ethernet header (no MUST names this)."""
+
+    section = "5.1.9.2"
+
+
+class NetTxTooLong(NetDriverError):
+    """A transmitted frame exceeds mtu plus the Ethernet header, or 64 KiB."""
+
+    section = "5.1.4.2"
+    spec_ids = ("NET-DRV-008",)
+
+
+class NetTxBadHeader(NetDriverError):
+    """A transmit header the negotiated features forbid: gso_type, flags or num_buffers."""
+
+    section = "5.1.9.2.1"
+    spec_ids = (
+        "NET-DRV-015", "NET-DRV-016", "NET-DRV-018", "NET-DRV-019", "NET-DRV-020",
+        "NET-DRV-021", "NET-DRV-034", "NET-DRV-046",
+    )
+
+
+class NetTxBadChecksumOffsets(NetDriverError):
+    """NEEDS_CSUM with csum_start + csum_offset + 2 beyond the frame."""
+
+    section = "5.1.9.2.1"
+    spec_ids = ("NET-DRV-033",)
+
+
+class NetRxBufferNotWritable(NetDriverError):
+    """A receive buffer has device-readable descriptors (no MUST names this)."""
+
+    section = "5.1.9.3"
+
+
+class NetRxBufferTooSmall(NetDriverError):
+    """A receive buffer too small: below the header with MRG_RXBUF, below the packet without."""
+
+    section = "5.1.9.3.1"
+    spec_ids = ("NET-DRV-052", "NET-DRV-007")
+
+
+class NetCtrlMalformed(NetDriverError):
+    """A control command without room for its ack, or truncated before its data ends."""
+
+    section = "5.1.9.5"
+    spec_ids = ("NET-DRV-062",)
+
+
+class NetCtrlUnsupported(NetDriverError):
+    """A control command of an unknown class or command, or of a feature not negotiated."""
+
+    section = "5.1.9.5"
+    spec_ids = ("NET-DRV-058", "NET-DRV-059", "NET-DRV-060")
+
+
+class NetCtrlBadValue(NetDriverError):
+    """A receive-mode command whose on/off byte is neither 0 nor 1."""
+
+    section = "5.1.9.5.1"
+
+
+class NetConfigWrite(NetDriverError):
+    """The driver wrote the read-only virtio-net configuration space."""
+
+    section = "5.1.4.2"
+    spec_ids = ("NET-DRV-001",)
+
+
+class NetDeviceError(DeviceError, abstract=True):
+    """A virtio-net device broke a rule; the driver drops the packet and counts it."""
+
+
+class NetRxUsedTooShort(NetDeviceError):
+    """A used receive buffer's length is below the header, or 0 for a continuation buffer."""
+
+    section = "5.1.9.4"
+
+
+class NetRxNumBuffersInvalid(NetDeviceError):
+    """num_buffers is 0, more than the buffers posted, or not 1 without MRG_RXBUF."""
+
+    section = "5.1.9.4"
+    spec_ids = ("NET-DEV-027", "NET-DEV-028")
+
+
+class NetRxBufferNotFilled(NetDeviceError):
+    """A merged packet left one of its first num_buffers - 1 buffers short of full."""
+
+    section = "5.1.9.4"
+
+
+class NetRxBadHeader(NetDeviceError):
+    """Receive header flags or gso_type the negotiated features do not allow."""
+
+    section = "5.1.9.4"
+
+
+class NetRxFrameTooLong(NetDeviceError):
+    """A received frame exceeds mtu plus the Ethernet header after VIRTIO_NET_F_MTU."""
+
+    section = "5.1.4.1"
+    spec_ids = ("NET-DEV-005",)
+
+
+class NetRxRunt(NetDeviceError):
+    """A received frame is shorter than an Ethernet header (Linux counts a length error)."""
+
+    section = "5.1.9.4"
+
+
+class NetBadConfig(NetDeviceError):
+    """Config space out of range: mtu outside 68..65535."""
+
+    section = "5.1.4.1"
+    spec_ids = ("NET-DEV-002",)
+
+
+class NetUsageError(UsageError, abstract=True):
+    """The local caller misused the virtio-net driver API."""
+
+
+class NetFrameSize(NetUsageError):
+    """send() of a frame shorter than an Ethernet header or longer than the MTU allows."""
+
+    section = "5.1.4.2"
+    spec_ids = ("NET-DRV-008",)
+
+
+class NetLinkDown(NetUsageError):
+    """send() while the device reports the link down (the carrier is off)."""
+
+    section = "5.1.4.2"
+    spec_ids = ("NET-DRV-005",)
+
+
+class NetFeatureMissing(NetUsageError):
+    """A control command whose feature was not negotiated (the driver refuses to issue it)."""
+
+    section = "5.1.9.5"
+    spec_ids = ("NET-DRV-058", "NET-DRV-059", "NET-DRV-060")
+
+
+class PcapFormatError(NetUsageError):
+    """A file given as a capture is not a microsecond Ethernet pcap file, or ends mid-record."""
+
+
+class NetDeviceSetup(NetUsageError):
+    """A NetDevice constructed with an impossible configuration (bad MAC, mtu, backlog)."""
+
+    section = "5.1.4.1"
+    spec_ids = ("NET-DEV-002",)
+
+
+class NetCtrlNoAnswer(NetDeviceError):
+    """The device did not use a control command after it was kicked (§5.1.9.5)."""
+
+    section = "5.1.9.5"
+
+
+class TapUnavailable(NetUsageError):
+    """A TAP interface cannot be created or read (no /dev/net/tun, no permission)."""
+
+
+class NetDriverSetup(NetUsageError):
+    """A NetDriver probed with no guest memory or allocator to put its buffers in."""
