@@ -11,6 +11,8 @@ notification modes (flags and VIRTIO_F_EVENT_IDX) and both directions:
   suppressed; it reclaims, re-enables interrupts, re-checks, and goes idle. The device
   concurrently writes two buffers' data, returns each used and asks whether to
   interrupt after each.
+* `polling` (event index, §2.7.7): callbacks stay on; the driver's interrupt handler
+  reclaims until `get_buf` finds nothing while the device returns the last buffer.
 
 A first round, run before the concurrent part, moves both indices to 1 and leaves the
 other side's event field stale (avail_event / used_event at 0): so in event-index mode
@@ -155,8 +157,9 @@ class _Pair:
             Side("device", _program(self.device, self.base, device_script)),
         )
         mode = "event_idx" if self.event_idx else "flags"
+        shape = "" if g == STANDARD else f" (size {g.size}, {g.buffers} buffers, from {g.start})"
         memory = self.base.read(0, g.memory_size)
-        return Scenario(f"{name}/{mode}", sides, memory, check, field_namer(g))
+        return Scenario(f"{name}/{mode}{shape}", sides, memory, check, field_namer(g))
 
 
 def _pair(
