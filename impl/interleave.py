@@ -5,18 +5,20 @@ Rules:
   shared access it makes is a scheduling point. A state is the memory (`Shared`, with
   store buffers per the chosen `MemoryModel`) plus, per side, its read history and how
   many accesses it has made: nothing else can differ, since the code is deterministic.
-- The events from a state: a side makes its next access. A read has one event per
-  value it may return: which of the other side's buffered (and, in WEAK, queued)
-  writes it observes is chosen at the read (`weak_memory.read_choices`), the only
-  moment the choice can be seen. The search is a
-  breadth-first walk over states with a visited set, so it is exhaustive over every
-  schedule, each state is expanded once, and the first failure found has the fewest
-  scheduling decisions: that trace is the counterexample printed.
-- Partial-order reduction, two sound pieces: (1) the state cache merges every order
-  of independent events that reaches the same state (commuting diamonds); (2) an
-  access that only `side` can observe (a write into its own store buffer, a read its
-  buffer fully serves, a barrier that changes nothing another side sees) is merged into
-  the step before it, since it commutes with every other event and cannot be disabled.
+- The events from a state: a side makes its next access; a read has one event per
+  value it may return. The search is a breadth-first walk over states with a visited
+  set, so it is exhaustive over every schedule, each state is expanded once, and the
+  first failure found has the fewest scheduling decisions: that trace is the
+  counterexample printed.
+- Partial-order reduction, three sound pieces (tests/test_interleavings_reduction.py
+  checks them against a naive enumeration): (1) the state cache merges every order of
+  independent events that reaches the same state (commuting diamonds); (2) an access
+  that only its own side can observe (a write into its own store buffer, a read its
+  buffer fully serves, a barrier that changes nothing another side sees) is merged
+  into the step before it, since it commutes with every other event and cannot be
+  disabled; (3) buffered writes become visible lazily: which of the other side's
+  writes a read observes is chosen at that read (`weak_memory.read_choices`), the
+  only moment the choice can be seen, instead of a flush event at every moment.
 - `interleavings` counts the schedules the states stand for (paths in the state graph
   from the start to a finished state); `executions` counts distinct finished states,
   each checked once after draining all buffers (quiescence).
@@ -391,8 +393,7 @@ def _count_paths(start: State, successors: dict[State, list[State]]) -> int:
 
 
 def _show(value: bytes) -> str:
-    """A value as a person reads it: small scalars (indices, ids, lengths) as integers,
-    anything else (descriptors, data) as its bytes in hex."""
+    """A value as a person reads it: small scalars as integers, anything else in hex."""
     number = int.from_bytes(value, "little")
     if len(value) <= 8 and number < 1 << 16:
         return str(number)
