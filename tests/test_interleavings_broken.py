@@ -139,6 +139,16 @@ class DeviceEarlyEventRead(SplitDevice):
         return not self._early & AvailFlag.NO_INTERRUPT
 
 
+class NotifiesOnce(SplitDevice):
+    """Interrupts when used.idx reaches 2 (buffer 1, the first returned in the race),
+    asked or not (a spurious interrupt is allowed, SPLIT-DRV-015), and never again: an
+    early interrupt the check must not count for a buffer returned after it."""
+
+    def needs_notification(self) -> bool:
+        super().needs_notification()
+        return bool(self.next_used == 2)
+
+
 class DeviceNoRecheck(SplitDevice):
     """Re-enables kicks but never looks at avail.idx again (goes idle at once)."""
 
@@ -210,6 +220,15 @@ MISPLACED = [
         id="driver-fences-before-enabling",
     ),
 ]
+
+
+def test_an_early_notification_does_not_excuse_a_later_one() -> None:
+    """The lost wake-up check counts only decisions made after the work left behind."""
+    for event_idx in (False, True):
+        scenario = interrupt_scenario(event_idx, device_factory=_factory(NotifiesOnce))
+        report = scenario.explore(SC)
+        print(report.counterexample())
+        assert (report.failure or "").startswith("lost wake-up")
 
 
 @pytest.mark.parametrize(("build", "factories", "needed"), MISPLACED)
