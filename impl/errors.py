@@ -276,3 +276,149 @@ class MultipleWriters(UsageError):
     """
 
     section = "2.7"
+
+# --- Transports: status, features, registers, discovery (§2.1, §2.2, §3.1, §4.2) --------
+# Device side: what a hostile driver does to our device. The device core never lets
+# these escape a register access; it records them (`DeviceCore.violations`) and applies
+# the outcome docs/transports.md gives each (ignored, FEATURES_OK refused, or
+# DEVICE_NEEDS_RESET with a configuration change interrupt).
+class IllegalStatusWrite(DriverError):
+    """A status write that clears a driver bit without a reset, or sets one out of order."""
+
+    section = "2.1"
+    spec_ids = ("STATUS-DRV-001", "STATUS-DRV-002", "INIT-DRV-001")
+
+
+class FeaturesNotOffered(DriverError):
+    """FEATURES_OK with accepted bits the device never offered (or VERSION_1 missing)."""
+
+    section = "2.2"
+    spec_ids = ("FEAT-DRV-001", "FEAT-DRV-006", "FEAT-DEV-002")
+
+
+class FeaturesFrozen(DriverError):
+    """A feature write after FEATURES_OK: the negotiated set is frozen."""
+
+    section = "3.1.1"
+    spec_ids = ("INIT-DRV-003",)
+
+
+class QueueConfigInvalid(DriverError):
+    """QueueReady (or QueuePFN) with a size or addresses no device may accept."""
+
+    section = "4.2.2"
+    spec_ids = ("MMIO-DRV-009", "SPLIT-DRV-001")
+
+
+class QueueBusy(DriverError):
+    """A queue register written while the queue is ready, or after DRIVER_OK."""
+
+    section = "4.2.2"
+    spec_ids = ("MMIO-DRV-010",)
+
+
+class NotifyNotLive(DriverError):
+    """A notification before DRIVER_OK, for a queue not enabled, or for no queue at all."""
+
+    section = "3.1.1"
+    spec_ids = ("INIT-DRV-006", "STATUS-DEV-001", "MMIO-DEV-007")
+
+
+class BadRegisterAccess(DriverError):
+    """A register access of the wrong width or alignment, at an undefined offset, or to
+    a register that does not allow it (a write to a read-only one, a read of a write-only
+    one)."""
+
+    section = "4.2.2"
+    spec_ids = ("MMIO-DRV-001", "MMIO-DRV-002", "MMIO-DRV-003")
+
+
+class BadInterruptAck(DriverError):
+    """InterruptACK with bits that name no event (undefined bits)."""
+
+    section = "4.2.2"
+    spec_ids = ("MMIO-DRV-013",)
+
+
+class UnknownHypercall(DriverError):
+    """A descriptor-page hypercall with an unknown number or an address naming nothing."""
+
+    section = "4.2"
+
+
+# Driver side: what a hostile device does to our driver (probe fails cleanly).
+class FeaturesRefused(DeviceError):
+    """The device cleared FEATURES_OK: the driver sets FAILED and gives up (§3.1.1 step 6)."""
+
+    section = "3.1.1"
+    spec_ids = ("INIT-DRV-004", "INIT-DRV-005", "FEAT-DRV-004")
+
+
+class NoVersion1(DeviceError):
+    """A modern transport's device did not offer VIRTIO_F_VERSION_1."""
+
+    section = "6"
+    spec_ids = ("FEAT-DEV-005", "FEAT-DRV-007")
+
+
+class QueueUnavailable(DeviceError):
+    """A queue the driver needs reports maximum size 0 (or one below 1)."""
+
+    section = "4.2.3.2"
+
+
+class QueueNotEnabled(DeviceError):
+    """The device did not report a queue ready after the driver enabled it."""
+
+    section = "4.2.2"
+    spec_ids = ("MMIO-DRV-011",)
+
+
+class ConfigUnstable(DeviceError):
+    """The configuration generation kept changing across every bounded retry of a read."""
+
+    section = "2.5.1"
+    spec_ids = ("CONFIG-DRV-001", "MMIO-DEV-006")
+
+
+class ResetIncomplete(DeviceError):
+    """After writing 0 to status, the device never read back 0."""
+
+    section = "2.4"
+    spec_ids = ("RESET-DEV-001", "RESET-DRV-001")
+
+
+class NotAVirtioDevice(DeviceError):
+    """A discovered window or page entry whose magic, version or layout is not virtio's."""
+
+    section = "4.2.3.1"
+    spec_ids = ("MMIO-DRV-004", "MMIO-DRV-005", "MMIO-DRV-017")
+
+
+class BusMisuse(UsageError):
+    """A driver or device registered twice, or unregistered without being registered."""
+
+    section = "3.1"
+# --- native peers (§2.7.5, §2.7.6) -------------------------------------------------------
+class PeerRejectedChain(ChainError):
+    """A native peer device (Linux vringh) refused a chain and gave only an errno (§2.7.5).
+
+    The peer does not say which rule broke; `errno` is what it returned. The adapter
+    applies the project's recovery (head returned used with length 0) before raising.
+    """
+
+    section = "2.7.5"
+
+    def __init__(self, message: str, errno: int) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+
+class PeerRejectedRing(RingCorruption):
+    """A native peer device refused the available ring itself (a head out of range, §2.7.6)."""
+
+    section = "2.7.6"
+
+    def __init__(self, message: str, errno: int) -> None:
+        super().__init__(message)
+        self.errno = errno

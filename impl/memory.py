@@ -53,6 +53,11 @@ class GuestMemory:
         self._buf: bytearray | mmap.mmap = backing
         self.size: int = len(backing)
 
+    @property
+    def backing(self) -> bytearray | mmap.mmap:
+        """The bytes themselves, for a native peer that must address the same pages."""
+        return self._buf
+
     def contains(self, addr: int, length: int) -> bool:
         """Whether `[addr, addr + length)` lies inside the region, with no 64-bit wrap."""
         return 0 <= addr < _ADDR_LIMIT and 0 <= length and addr + length <= self.size
@@ -88,8 +93,10 @@ class GuestMemory:
 
     def read(self, addr: int, length: int) -> bytes:
         """Read `length` bytes."""
-        self.check(addr, length)
-        return bytes(self._buf[addr : addr + length])
+        end = addr + length
+        if not (0 <= addr <= end <= self.size and addr < _ADDR_LIMIT):  # `check`, inlined
+            raise MemoryFault(addr, length, self.size)
+        return bytes(self._buf[addr:end])
 
     def write_u8(self, addr: int, value: int) -> None:
         """Write one byte."""
@@ -117,8 +124,10 @@ class GuestMemory:
 
     def write(self, addr: int, data: bytes | bytearray | memoryview) -> None:
         """Write `data` at `addr`."""
-        self.check(addr, len(data))
-        self._buf[addr : addr + len(data)] = data
+        end = addr + len(data)
+        if not (0 <= addr <= end <= self.size and addr < _ADDR_LIMIT):  # `check`, inlined
+            raise MemoryFault(addr, len(data), self.size)
+        self._buf[addr:end] = data
 
     def fill(self, addr: int, length: int, byte: int = 0) -> None:
         """Set `length` bytes at `addr` to `byte`."""

@@ -159,3 +159,122 @@ class DeviceId(IntEnum):
 def has_feature(features: int, bit: int) -> bool:
     """Whether feature `bit` is set in the 64-bit word `features` (§2.2)."""
     return bool(features >> bit & 1)
+
+
+# --- Transports: status, interrupts, virtio-mmio, descriptor page (§2.1, §2.5, §4.2) -----
+DRIVER_STATUS_BITS = int(
+    Status.ACKNOWLEDGE | Status.DRIVER | Status.FEATURES_OK | Status.DRIVER_OK | Status.FAILED
+)
+"""The status bits a driver sets (§2.1); DEVICE_NEEDS_RESET is the device's own bit."""
+
+
+class InterruptBit(IntFlag):
+    """Interrupt status bits (§4.2.2 InterruptStatus; the descriptor page reuses them)."""
+
+    USED_BUFFER = 1
+    """A used buffer notification for some virtqueue."""
+    CONFIG_CHANGE = 2
+    """A configuration change notification (also raised with DEVICE_NEEDS_RESET, §2.1.2)."""
+
+
+INTERRUPT_BITS = int(InterruptBit.USED_BUFFER | InterruptBit.CONFIG_CHANGE)
+"""Every defined interrupt status bit; a driver ignores the others (MMIO-DRV-012).
+
+A plain int: `~` of an IntFlag stays inside its members and would hide undefined bits.
+"""
+
+TRANSPORT_FEATURE_BITS = range(24, 50)
+"""Bits 24..41 (queue and negotiation extensions) and 42..49 (future) are not device-type
+bits (§2.2); device types use 0..23 and 50 and up."""
+
+FEATURE_WORD_BITS = 32
+"""Feature bits travel through 32-bit windows selected by a *FeaturesSel register (§4.2.2)."""
+
+FEATURE_WORDS = 2
+"""Number of 32-bit feature words this project carries (bits 0..63, §6)."""
+
+MMIO_MAGIC = 0x74726976
+"""MagicValue: little-endian "virt" (§4.2.2, MMIO-DEV-001)."""
+
+MMIO_VERSION_MODERN = 2
+MMIO_VERSION_LEGACY = 1
+"""Version register values: 2 for virtio 1.x, 1 for the legacy interface (§4.2.2, §4.2.4)."""
+
+MMIO_REGISTER_WIDTH = 4
+"""Control registers are 32 bits wide and accessed 32 bits at a time (MMIO-DRV-002)."""
+
+MMIO_CONFIG_OFFSET = 0x100
+"""Device-specific configuration space starts here in the register window (§4.2.2)."""
+
+MMIO_WINDOW_SIZE = 0x200
+"""The register window this project maps per device: registers plus 256 config bytes."""
+
+
+class MmioReg(IntEnum):
+    """virtio-mmio register offsets (§4.2.2 modern; §4.2.4 adds the legacy ones)."""
+
+    MAGIC_VALUE = 0x000
+    VERSION = 0x004
+    DEVICE_ID = 0x008
+    VENDOR_ID = 0x00C
+    DEVICE_FEATURES = 0x010
+    DEVICE_FEATURES_SEL = 0x014
+    DRIVER_FEATURES = 0x020
+    DRIVER_FEATURES_SEL = 0x024
+    GUEST_PAGE_SIZE = 0x028
+    QUEUE_SEL = 0x030
+    QUEUE_NUM_MAX = 0x034
+    QUEUE_NUM = 0x038
+    QUEUE_ALIGN = 0x03C
+    QUEUE_PFN = 0x040
+    QUEUE_READY = 0x044
+    QUEUE_NOTIFY = 0x050
+    INTERRUPT_STATUS = 0x060
+    INTERRUPT_ACK = 0x064
+    STATUS = 0x070
+    QUEUE_DESC_LOW = 0x080
+    QUEUE_DESC_HIGH = 0x084
+    QUEUE_DRIVER_LOW = 0x090
+    QUEUE_DRIVER_HIGH = 0x094
+    QUEUE_DEVICE_LOW = 0x0A0
+    QUEUE_DEVICE_HIGH = 0x0A4
+    SHM_SEL = 0x0AC
+    SHM_LEN_LOW = 0x0B0
+    SHM_LEN_HIGH = 0x0B4
+    SHM_BASE_LOW = 0x0B8
+    SHM_BASE_HIGH = 0x0BC
+    CONFIG_GENERATION = 0x0FC
+
+
+SHM_NO_REGION = 0xFFFFFFFF
+"""SHMLen/SHMBase halves read for a shared memory region that does not exist (§4.2.2)."""
+
+LEGACY_PAGE_SIZE = 4096
+"""GuestPageSize a legacy driver writes; QueuePFN counts pages of this size (§4.2.4)."""
+
+DEVPAGE_HEADER_SIZE = 40
+"""Descriptor page: bytes of one device entry's fixed header (docs/transports.md)."""
+
+DEVPAGE_VQ_SIZE = 32
+"""Descriptor page: bytes of one virtqueue record (docs/transports.md)."""
+
+DEVPAGE_ALIGN = 8
+"""Descriptor page: every entry starts 8-byte aligned (docs/transports.md)."""
+
+DEVPAGE_SIZE = 4096
+"""Descriptor page: the page the host publishes its device list in (docs/transports.md)."""
+
+
+class Hypercall(IntEnum):
+    """Descriptor-page hypercall numbers (this project's own, modelled on lguest/s390)."""
+
+    NOTIFY = 1
+    """Argument: a virtqueue's descriptor-table address; the device serves that queue."""
+    SET_STATUS = 2
+    """Argument: a device entry's address; the host applies the status and queue records."""
+    ACK_INTERRUPT = 3
+    """Arguments: a device entry's address and the interrupt bits handled."""
+    CONFIG_WRITE = 4
+    """Arguments: a device entry's address, a config offset and a length written in the page."""
+    RESET = 5
+    """Argument: a device entry's address; the host resets the device and the entry."""
