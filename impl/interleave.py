@@ -117,9 +117,15 @@ class Report:
         )
 
     def counterexample(self) -> str:
-        """The failure and the trace that leads to it, one scheduling decision a line."""
+        """The failure and its trace: numbered decisions, merged accesses under them."""
         lines = [f"{self.model}: {self.failure}"]
-        lines += [f"{number:3d}. {line}" for number, line in enumerate(self.trace, 1)]
+        number = 0
+        for line in self.trace:
+            if line.startswith(" "):
+                lines.append(f"     {line}")
+            else:
+                number += 1
+                lines.append(f"{number:3d}. {line}")
         return "\n".join(lines)
 
 
@@ -342,13 +348,13 @@ class Explorer:
         """
         began = time.perf_counter()
         report = Report(self.model.name, executions=1, interleavings=1)
-        lines: list[str] = []
-        state = self._start(lines)
+        opening: list[str] = []
+        state = self._start(opening)
+        lines = _grouped(opening)
         while events := self._events(state):
             log: list[str] = []
             state = self._step(state, events[choose(len(events))], log)
-            lines.append(log[0])
-            lines += [f"     {line}" for line in log[1:]]
+            lines += _grouped(log)
             report.states += 1
         report.failure = self.check(self._finish(state))
         if report.failure is not None:
@@ -363,14 +369,19 @@ class Explorer:
         while link is not None:
             path.append(link[1])
             link = parent[link[0]]
-        lines: list[str] = []
-        state = self._start(lines)
+        opening: list[str] = []
+        state = self._start(opening)
+        lines = _grouped(opening)
         for event in reversed(path):
             log: list[str] = []
             state = self._step(state, event, log)
-            lines.append(log[0])
-            lines += [f"     {line}" for line in log[1:]]
+            lines += _grouped(log)
         return lines
+
+
+def _grouped(log: list[str]) -> list[str]:
+    """One scheduling decision: its first access, then the merged ones indented."""
+    return log[:1] + [f"  {line}" for line in log[1:]]
 
 
 def _count_paths(start: State, successors: dict[State, list[State]]) -> int:
