@@ -3,7 +3,7 @@
 Not collected by pytest (its name does not start with test_). Run it from the repository
 root on a quiet machine:
 
-    PYTHONPATH=.:tests python tests/bench_ring.py [--seconds 2] [--rounds 5] [--machine-examples 20]
+    PYTHONPATH=.:tests python tests/bench_ring.py [--seconds 2] [--rounds 5] [--machine-examples 100]
 
 It measures, in one run:
 (a) reference round trips per second at queue size 256: `add_sgs` of one buffer of two
@@ -171,7 +171,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--machine-examples", type=int, default=20)
+    parser.add_argument("--machine-examples", type=int, default=100)
     args = parser.parse_args(argv)
     print(machine_description())
     reference, bare = best_rates([reference_loop, bare_loop], args.seconds, args.rounds)
