@@ -12,7 +12,9 @@ It measures, in one run:
     with no checks, no objects and no free-list records beyond one list; and the ratio
     a / b (the target is at least 25 %);
 (c) steps per second of the refinement state machine (tests/machines.py), counted as
-    invariant checks (one after the setup and one after every rule).
+    invariant checks (one after the setup and one after every rule);
+(d) the round trip of (a) for each pairing of the reference and Linux's ring code
+    (tests/bench_peers.py; skipped with VIRTIO_ORACLE_NO_PEERS=1).
 Figures go to docs/performance.md under "## Split ring".
 """
 
@@ -26,9 +28,11 @@ import sys
 import time
 from collections.abc import Callable
 
+from bench_peers import pairing_loops
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import invariant, run_state_machine_as_test
 from machines import SplitQueueMachine
+from peers.build import peers_disabled
 
 from impl.chain import Segment
 from impl.layout import SplitLayout
@@ -180,6 +184,11 @@ def main(argv: list[str]) -> int:
     print(f"    ratio a/b: {reference / bare:.1%} (target >= 25 %)")
     steps, elapsed = machine_steps(args.machine_examples)
     print(f"(c) state-machine steps/s: {steps / elapsed:,.0f} ({steps} steps in {elapsed:.1f} s)")
+    if not peers_disabled():
+        pairings = pairing_loops()
+        rates = best_rates(list(pairings.values()), args.seconds, args.rounds)
+        for name, pairing_rate in zip(pairings, rates, strict=True):
+            print(f"(d) {name}: {pairing_rate:,.0f} round trips/s")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
