@@ -3,7 +3,7 @@
 Not collected by pytest (its name does not start with test_). Run it from the repository
 root on a quiet machine:
 
-    PYTHONPATH=.:tests python tests/bench_ring.py [--seconds 2] [--rounds 5] [--machine-examples 100]
+    PYTHONPATH=.:tests python tests/bench_ring.py [--seconds 2] [--rounds 5]
 
 It measures, in one run:
 (a) reference round trips per second at queue size 256: `add_sgs` of one buffer of two
