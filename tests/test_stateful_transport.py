@@ -10,9 +10,11 @@ configuration changes racing the driver's reads (the generation moves during a r
 Checked after every step: each token handed to a queue is in exactly one place —
 outstanding in a ring, returned through a callback, or detached after a reset — so
 none is lost and none is returned twice; a bound device shows ACKNOWLEDGE | DRIVER |
-FEATURES_OK | DRIVER_OK; a removed one shows 0. The interrupt promise (model/status.py)
-is checked by `quiesce`: once every pending interrupt is delivered, no queue holds a
-used buffer its driver was not called back for.
+FEATURES_OK | DRIVER_OK; a removed one shows 0; and the devices record no violation,
+so the bus and driver keep every driver rule the devices check (status order, features,
+queue setup, no kick before DRIVER_OK, defined acknowledgement bits). The interrupt
+promise (model/status.py) is checked by `quiesce`: once every pending interrupt is
+delivered, no queue holds a used buffer its driver was not called back for.
 """
 
 from __future__ import annotations
@@ -334,6 +336,15 @@ class TransportMachine(RuleBasedStateMachine):
             self.reached.add((self.kind, "returned"))
 
     @invariant()
+    def the_reference_driver_breaks_no_rule(self) -> None:
+        """Our bus and driver are a conforming driver: the devices record no violation."""
+        if not hasattr(self, "platform"):
+            return
+        for device_id, core in self.cores.items():
+            assert core.violations == [], (device_id, core.violations)
+        assert self.platform.host.violations == []
+
+    @invariant()
     def status_matches_binding(self) -> None:
         if not hasattr(self, "platform"):
             return
@@ -367,9 +378,10 @@ COVERAGE_EXAMPLES = 60
 
 
 @pytest.mark.spec(
-    "INIT-DRV-001", "INIT-DRV-006", "INIT-DRV-007", "INIT-DRV-008", "STATUS-DRV-001",
-    "FEAT-DRV-001", "FEAT-DRV-006", "CONFIG-DRV-001", "MMIO-DEV-006", "MMIO-DRV-021",
-    "MMIO-DRV-022", "MMIO-DRV-023", "MMIO-DEV-003", "RESET-DRV-001", "VQ-DEV-002",
+    "INIT-DRV-001", "INIT-DRV-006", "INIT-DRV-008", "STATUS-DRV-001", "STATUS-DRV-002",
+    "FEAT-DRV-001", "FEAT-DRV-006", "MMIO-DRV-009", "MMIO-DRV-010", "MMIO-DRV-013",
+    "CONFIG-DRV-001", "MMIO-DEV-006", "MMIO-DRV-021", "MMIO-DRV-022", "MMIO-DRV-023",
+    "MMIO-DEV-003", "RESET-DRV-001", "VQ-DEV-002",
 )
 @pytest.mark.parametrize("kind", ["mmio", "devpage"])
 def test_bus_and_transport_lose_no_buffer_and_no_callback(kind: str) -> None:
