@@ -399,6 +399,14 @@ class BusMisuse(UsageError):
     """A driver or device registered twice, or unregistered without being registered."""
 
     section = "3.1"
+
+
+class DevicePageFull(UsageError):
+    """The host tried to publish a device whose entry does not fit in the descriptor page."""
+
+    section = "4"
+
+
 # --- native peers (§2.7.5, §2.7.6) -------------------------------------------------------
 class PeerRejectedChain(ChainError):
     """A native peer device (Linux vringh) refused a chain and gave only an errno (§2.7.5).
