@@ -609,7 +609,7 @@ class NetRxUsedTooShort(NetDeviceError):
 class NetRxNumBuffersInvalid(NetDeviceError):
     """num_buffers is 0, more than the buffers posted, or not 1 without MRG_RXBUF."""
 
-    section = "5.1.9.4"
+    section = "5.1.9.3.2"
     spec_ids = ("NET-DEV-027", "NET-DEV-028")
 
 
