@@ -399,6 +399,14 @@ class BusMisuse(UsageError):
     """A driver or device registered twice, or unregistered without being registered."""
 
     section = "3.1"
+
+
+class DevicePageFull(UsageError):
+    """The host tried to publish a device whose entry does not fit in the descriptor page."""
+
+    section = "4"
+
+
 # --- native peers (§2.7.5, §2.7.6) -------------------------------------------------------
 class PeerRejectedChain(ChainError):
     """A native peer device (Linux vringh) refused a chain and gave only an errno (§2.7.5).
@@ -422,3 +430,266 @@ class PeerRejectedRing(RingCorruption):
     def __init__(self, message: str, errno: int) -> None:
         super().__init__(message)
         self.errno = errno
+# --- Packed virtqueue (§2.8) -------------------------------------------------------------
+class InvalidPackedLayout(InvalidLayout):
+    """Packed queue size outside 1..32768, a misaligned part, or a part outside memory."""
+
+    section = "2.8.11"
+    spec_ids = ("PACKED-DRV-001",)
+
+
+class DescriptorNotAvailable(RingCorruption):
+    """A chain runs into a descriptor not marked available for its lap, or a head whose
+    AVAIL and USED bits both equal the wrap counter: the flags do not match the counter.
+
+    The device will not use a descriptor it has not seen made available (PACKED-DEV-005);
+    a head exposed before the rest of its list breaks PACKED-DRV-011.
+    """
+
+    section = "2.8"
+    spec_ids = ("PACKED-DEV-005", "PACKED-DRV-011")
+
+
+class ChainLongerThanRing(RingCorruption):
+    """Every descriptor of the ring carries NEXT: the list has no end within the queue size."""
+
+    section = "2.8.17"
+    spec_ids = ("PACKED-DRV-007",)
+
+
+class BufferIdOutOfRange(RingCorruption):
+    """An available list's Buffer ID is at or beyond the queue size (no MUST names this)."""
+
+    section = "2.8.13"
+
+
+class BufferIdInFlight(RingCorruption):
+    """An available list reuses a Buffer ID the device still holds: one id in flight twice."""
+
+    section = "2.8.6"
+
+
+class IndirectInList(ChainError):
+    """An INDIRECT descriptor inside a NEXT-linked list (with NEXT, or after other entries)."""
+
+    section = "2.8.19"
+    spec_ids = ("PACKED-DRV-015",)
+
+
+class PackedIndirectNotNegotiated(IndirectNotNegotiated):
+    """VIRTQ_DESC_F_INDIRECT in the packed ring without VIRTIO_F_INDIRECT_DESC."""
+
+    section = "2.8.19"
+    spec_ids = ("PACKED-DRV-012",)
+
+
+class PackedReadableAfterWritable(ReadableAfterWritable):
+    """A device-readable element follows a device-writable one in a packed list."""
+
+    section = "2.8.17"
+    spec_ids = ("PACKED-DRV-008",)
+
+
+class PackedUsedIdOutOfRange(UsedIdOutOfRange):
+    """A used descriptor's Buffer ID is at or beyond the queue size."""
+
+    section = "2.8.22"
+
+
+class PackedUsedIdNotOutstanding(UsedIdNotOutstanding):
+    """A used descriptor names a Buffer ID the driver has not handed out (or was used twice)."""
+
+    section = "2.8.22"
+
+
+class PackedUsedLengthTooLong(DeviceError):
+    """A used descriptor's len exceeds the writable bytes of its buffer (no MUST names this)."""
+
+    section = "2.8.4"
+
+
+# --- virtio-net (§5.1) -----------------------------------------------------------------
+class NetDriverError(DriverError, abstract=True):
+    """A virtio-net driver broke a rule; the device drops the request and keeps working."""
+
+
+class NetTxHeaderTooShort(NetDriverError):
+    """A transmit chain carries fewer readable bytes than the negotiated virtio_net_hdr."""
+
+    section = "5.1.9.2"
+    spec_ids = ("NET-DRV-014",)
+
+
+class NetTxWritable(NetDriverError):
+    """A transmit chain has device-writable descriptors (no MUST names this)."""
+
+    section = "5.1.9.2"
+
+
+class NetTxRunt(NetDriverError):
+    """A transmitted frame is shorter than an Ethernet header (no MUST names this)."""
+
+    section = "5.1.9.2"
+
+
+class NetTxTooLong(NetDriverError):
+    """A transmitted frame exceeds mtu plus the Ethernet header, or 64 KiB."""
+
+    section = "5.1.4.2"
+    spec_ids = ("NET-DRV-008",)
+
+
+class NetTxBadHeader(NetDriverError):
+    """A transmit header the negotiated features forbid: gso_type, flags or num_buffers."""
+
+    section = "5.1.9.2.1"
+    spec_ids = (
+        "NET-DRV-015", "NET-DRV-016", "NET-DRV-018", "NET-DRV-019", "NET-DRV-020",
+        "NET-DRV-021", "NET-DRV-034", "NET-DRV-046",
+    )
+
+
+class NetTxBadChecksumOffsets(NetDriverError):
+    """NEEDS_CSUM with csum_start + csum_offset + 2 beyond the frame."""
+
+    section = "5.1.9.2.1"
+    spec_ids = ("NET-DRV-033",)
+
+
+class NetRxBufferNotWritable(NetDriverError):
+    """A receive buffer has device-readable descriptors (no MUST names this)."""
+
+    section = "5.1.9.3"
+
+
+class NetRxBufferTooSmall(NetDriverError):
+    """A receive buffer too small: below the header with MRG_RXBUF, below the packet without."""
+
+    section = "5.1.9.3.1"
+    spec_ids = ("NET-DRV-052", "NET-DRV-007")
+
+
+class NetCtrlMalformed(NetDriverError):
+    """A control command without room for its ack, or truncated before its data ends."""
+
+    section = "5.1.9.5"
+    spec_ids = ("NET-DRV-062",)
+
+
+class NetCtrlUnsupported(NetDriverError):
+    """A control command of an unknown class or command, or of a feature not negotiated."""
+
+    section = "5.1.9.5"
+    spec_ids = ("NET-DRV-058", "NET-DRV-059", "NET-DRV-060")
+
+
+class NetCtrlBadValue(NetDriverError):
+    """A receive-mode command whose on/off byte is neither 0 nor 1."""
+
+    section = "5.1.9.5.1"
+
+
+class NetConfigWrite(NetDriverError):
+    """The driver wrote the read-only virtio-net configuration space."""
+
+    section = "5.1.4.2"
+    spec_ids = ("NET-DRV-001",)
+
+
+class NetDeviceError(DeviceError, abstract=True):
+    """A virtio-net device broke a rule; the driver drops the packet and counts it."""
+
+
+class NetRxUsedTooShort(NetDeviceError):
+    """A used receive buffer's length is below the header, or 0 for a continuation buffer."""
+
+    section = "5.1.9.4"
+
+
+class NetRxNumBuffersInvalid(NetDeviceError):
+    """num_buffers is 0, more than the buffers posted, or not 1 without MRG_RXBUF."""
+
+    section = "5.1.9.3.2"
+    spec_ids = ("NET-DEV-027", "NET-DEV-028")
+
+
+class NetRxBufferNotFilled(NetDeviceError):
+    """A merged packet left one of its first num_buffers - 1 buffers short of full."""
+
+    section = "5.1.9.4"
+
+
+class NetRxBadHeader(NetDeviceError):
+    """Receive header flags or gso_type the negotiated features do not allow."""
+
+    section = "5.1.9.4"
+
+
+class NetRxFrameTooLong(NetDeviceError):
+    """A received frame exceeds mtu plus the Ethernet header after VIRTIO_NET_F_MTU."""
+
+    section = "5.1.4.1"
+    spec_ids = ("NET-DEV-005",)
+
+
+class NetRxRunt(NetDeviceError):
+    """A received frame is shorter than an Ethernet header (Linux counts a length error)."""
+
+    section = "5.1.9.4"
+
+
+class NetBadConfig(NetDeviceError):
+    """Config space out of range: mtu outside 68..65535."""
+
+    section = "5.1.4.1"
+    spec_ids = ("NET-DEV-002",)
+
+
+class NetUsageError(UsageError, abstract=True):
+    """The local caller misused the virtio-net driver API."""
+
+
+class NetFrameSize(NetUsageError):
+    """send() of a frame shorter than an Ethernet header or longer than the MTU allows."""
+
+    section = "5.1.4.2"
+    spec_ids = ("NET-DRV-008",)
+
+
+class NetLinkDown(NetUsageError):
+    """send() while the device reports the link down (the carrier is off)."""
+
+    section = "5.1.4.2"
+    spec_ids = ("NET-DRV-005",)
+
+
+class NetFeatureMissing(NetUsageError):
+    """A control command whose feature was not negotiated (the driver refuses to issue it)."""
+
+    section = "5.1.9.5"
+    spec_ids = ("NET-DRV-058", "NET-DRV-059", "NET-DRV-060")
+
+
+class PcapFormatError(NetUsageError):
+    """A file given as a capture is not a microsecond Ethernet pcap file, or ends mid-record."""
+
+
+class NetDeviceSetup(NetUsageError):
+    """A NetDevice constructed with an impossible configuration (bad MAC, mtu, backlog)."""
+
+    section = "5.1.4.1"
+    spec_ids = ("NET-DEV-002",)
+
+
+class NetCtrlNoAnswer(NetDeviceError):
+    """The device did not use a control command after it was kicked (§5.1.9.5)."""
+
+    section = "5.1.9.5"
+
+
+class TapUnavailable(NetUsageError):
+    """A TAP interface cannot be created or read (no /dev/net/tun, no permission)."""
+
+
+class NetDriverSetup(NetUsageError):
+    """A NetDriver probed with no guest memory or allocator to put its buffers in."""

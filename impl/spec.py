@@ -278,3 +278,173 @@ class Hypercall(IntEnum):
     """Arguments: a device entry's address, a config offset and a length written in the page."""
     RESET = 5
     """Argument: a device entry's address; the host resets the device and the entry."""
+# --- Packed virtqueue layout and wrap counters (§2.8) -----------------------------------
+PACKED_DESC_ALIGN = 16
+"""Alignment of the packed Descriptor Ring (§2.8.10.1 table)."""
+
+EVENT_SUPPRESS_SIZE = 4
+"""sizeof(struct pvirtq_event_suppress): le16 desc (offset + wrap) + le16 flags (§2.8.14)."""
+
+EVENT_SUPPRESS_ALIGN = 4
+"""Alignment of the Driver and Device Event Suppression areas (§2.8.10.1 table)."""
+
+EVENT_WRAP_SHIFT = 15
+"""Bit of `desc_event_wrap` in the le16 `desc` word; the offset is the bits below (§2.8.14)."""
+
+EVENT_FLAGS_MASK = 3
+"""`desc_event_flags` is the low two bits of the `flags` word; the rest is reserved (§2.8.14)."""
+
+INITIAL_WRAP_COUNTER = 1
+"""Both ring wrap counters start at 1, and the descriptor ring starts zeroed (§2.8.1, §2.8.13)."""
+
+
+# --- virtio-net (§5.1) ------------------------------------------------------------------
+class NetFeature(IntEnum):
+    """virtio-net feature bit numbers (§5.1.3)."""
+
+    CSUM = 0
+    GUEST_CSUM = 1
+    CTRL_GUEST_OFFLOADS = 2
+    MTU = 3
+    MAC = 5
+    GUEST_TSO4 = 7
+    GUEST_TSO6 = 8
+    GUEST_ECN = 9
+    GUEST_UFO = 10
+    HOST_TSO4 = 11
+    HOST_TSO6 = 12
+    HOST_ECN = 13
+    HOST_UFO = 14
+    MRG_RXBUF = 15
+    STATUS = 16
+    CTRL_VQ = 17
+    CTRL_RX = 18
+    CTRL_VLAN = 19
+    CTRL_RX_EXTRA = 20
+    GUEST_ANNOUNCE = 21
+    MQ = 22
+    CTRL_MAC_ADDR = 23
+    HOST_USO = 56
+    HASH_REPORT = 57
+    RSS = 60
+    SPEED_DUPLEX = 63
+
+
+class NetStatus(IntFlag):
+    """Bits of the `status` config field (§5.1.4)."""
+
+    LINK_UP = 1
+    ANNOUNCE = 2
+
+
+class NetHdrFlag(IntFlag):
+    """`virtio_net_hdr.flags` bits (§5.1.9)."""
+
+    NEEDS_CSUM = 1
+    DATA_VALID = 2
+    RSC_INFO = 4
+
+
+class NetGso(IntEnum):
+    """`virtio_net_hdr.gso_type` values (§5.1.9); ECN is a bit OR-ed onto the others."""
+
+    NONE = 0
+    TCPV4 = 1
+    UDP = 3
+    TCPV6 = 4
+    UDP_L4 = 5
+    ECN = 0x80
+
+
+NET_HDR_SIZE = 12
+"""struct virtio_net_hdr up to and including num_buffers (§5.1.9, NET-DRV-053)."""
+
+NET_HDR_LEGACY_SIZE = 10
+"""The legacy header without num_buffers: no VERSION_1 and no MRG_RXBUF (§5.1.9.1)."""
+
+NET_QUEUE_RX = 0
+NET_QUEUE_TX = 1
+NET_QUEUE_CTRL = 2
+"""Queue indices with one queue pair: receiveq1, transmitq1, controlq (§5.1.2)."""
+
+MAC_LEN = 6
+"""Bytes in an Ethernet (IEEE 802) MAC address (§5.1.4 `mac`)."""
+
+ETH_HEADER_LEN = 14
+"""The 'low level ethernet header length' MTU figures add (§5.1.4): dst, src, type."""
+
+NET_MTU_MIN = 68
+NET_MTU_MAX = 65535
+"""Bounds of `mtu` when VIRTIO_NET_F_MTU is offered (NET-DEV-002)."""
+
+NET_MAX_FRAME = 65535
+"""Largest frame this reference passes at all (the 64 KiB cap of the issue)."""
+
+NET_SMALL_RX_FRAME = 1514
+"""Largest incoming frame without GSO features (§5.1.9.3: 14 + 1500)."""
+
+NET_CONFIG_MAC = 0
+NET_CONFIG_STATUS = 6
+NET_CONFIG_MAX_PAIRS = 8
+NET_CONFIG_MTU = 10
+NET_CONFIG_SIZE = 12
+"""Offsets in struct virtio_net_config of the fields this reference serves (§5.1.4)."""
+
+
+class NetCtrlClass(IntEnum):
+    """`virtio_net_ctrl.class` values (§5.1.9.5)."""
+
+    RX = 0
+    MAC = 1
+    VLAN = 2
+    ANNOUNCE = 3
+    MQ = 4
+
+
+class NetCtrlRx(IntEnum):
+    """Commands of class VIRTIO_NET_CTRL_RX (§5.1.9.5.1)."""
+
+    PROMISC = 0
+    ALLMULTI = 1
+    ALLUNI = 2
+    NOMULTI = 3
+    NOUNI = 4
+    NOBCAST = 5
+
+
+class NetCtrlMac(IntEnum):
+    """Commands of class VIRTIO_NET_CTRL_MAC (§5.1.9.5.2)."""
+
+    TABLE_SET = 0
+    ADDR_SET = 1
+
+
+class NetCtrlVlan(IntEnum):
+    """Commands of class VIRTIO_NET_CTRL_VLAN (§5.1.9.5.3)."""
+
+    ADD = 0
+    DEL = 1
+
+
+VLAN_TPID = 0x8100
+"""The IEEE 802.1Q tag protocol identifier in the ethertype position of a tagged frame."""
+
+VLAN_ID_MASK = 0x0FFF
+"""The VLAN id bits of the tag control information (IEEE 802.1Q)."""
+
+NET_CTRL_ANNOUNCE_ACK = 0
+"""The one command of class VIRTIO_NET_CTRL_ANNOUNCE (§5.1.9.5.4)."""
+
+
+class NetAck(IntEnum):
+    """The `ack` byte of a control command (§5.1.9.5)."""
+
+    OK = 0
+    ERR = 1
+
+
+NET_CTRL_HEADER_SIZE = 2
+"""class + command bytes at the start of every control command (§5.1.9.5)."""
+
+NET_CTRL_MAC_ENTRIES_SIZE = 4
+"""The le32 entry count in front of each MAC table (§5.1.9.5.2)."""

@@ -80,7 +80,6 @@ def _unrolled(size: int) -> Callable[[], list[Claim]]:
 _WALK_FUNCTIONS = (
     "impl.chain.walk_chain",
     "impl.chain._enter_indirect",
-    "impl.chain._Walk.add",
     "impl.chain.read_descriptor",
     "impl.memory.GuestMemory.contains",
 )
@@ -162,7 +161,15 @@ def all_obligations() -> list[Obligation]:
             "length, memory up to 2^64 bytes",
             parts=(_bounds,),
         ),
+        *_packed(),
     ]
+
+
+def _packed() -> list[Obligation]:
+    """The packed ring's obligations, listed in `proofs.packed` (§2.8)."""
+    from .packed import obligations
+
+    return obligations()
 
 
 def by_name(name: str) -> Obligation:
