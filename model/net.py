@@ -12,6 +12,10 @@ Rules:
   peer: dropped there as `link_down` if the peer's link is down, `oversize` if longer
   than the peer accepts, `backlog_full` if the backlog is full; else it joins the
   backlog.
+- The receive filter: a NIC in promiscuous mode (the state after reset) accepts every
+  frame; otherwise only frames whose destination (an Ethernet frame's first six
+  bytes) is its own address or broadcast; the others are dropped as `filtered`
+  (multicast tables and the other modes are not modelled).
 - The backlog drains in order while the posted buffers suffice for its oldest frame
   (head-of-line: a frame never overtakes another). A frame that needs more buffers
   than the whole ring holds is dropped as `no_room` once the ring is fully posted.
@@ -33,12 +37,16 @@ from dataclasses import dataclass, field
 
 Frame = bytes
 SIDES = ("a", "b")
+ADDRESS_LEN = 6
+BROADCAST = b"\xff" * ADDRESS_LEN
 
 
 @dataclass
 class NicModel:
     """One side's receive path: link, backlog, posted buffers, frames not yet polled."""
 
+    address: bytes = b""
+    promisc: bool = True
     link_up: bool = True
     driver_link: bool = True
     config_pending: bool = False
@@ -57,7 +65,8 @@ class LinkModel:
 
     `capacity` is the receive ring's buffer count, `backlog_limit` the backlog bound,
     `max_frame` the longest frame a side accepts, `need(length)` the buffers a frame
-    of that length takes, `mergeable` whether a frame may take several.
+    of that length takes, `mergeable` whether a frame may take several, `addresses`
+    the two NICs' MAC addresses.
     """
 
     def __init__(
@@ -68,13 +77,16 @@ class LinkModel:
         max_frame: int,
         need: Callable[[int], int],
         mergeable: bool,
+        addresses: tuple[bytes, bytes] = (b"", b""),
     ) -> None:
         self.capacity = capacity
         self.backlog_limit = backlog_limit
         self.max_frame = max_frame
         self.need = need
         self.mergeable = mergeable
-        self.nics = {side: NicModel() for side in SIDES}
+        self.nics = {
+            side: NicModel(address=addr) for side, addr in zip(SIDES, addresses, strict=True)
+        }
 
     @staticmethod
     def peer(side: str) -> str:
@@ -101,11 +113,23 @@ class LinkModel:
             nic.drops["link_down"] += 1
         elif len(frame) > self.max_frame:
             nic.drops["oversize"] += 1
+        elif not self.accepts(nic, frame):
+            nic.drops["filtered"] += 1
         elif len(nic.backlog) >= self.backlog_limit:
             nic.drops["backlog_full"] += 1
         else:
             nic.backlog.append(frame)
             self.flush(side)
+
+    @staticmethod
+    def accepts(nic: NicModel, frame: Frame) -> bool:
+        """Whether `nic`'s filter lets `frame` through."""
+        destination = frame[:ADDRESS_LEN]
+        return nic.promisc or destination in (nic.address, BROADCAST)
+
+    def set_promisc(self, side: str, on: bool) -> None:
+        """`side`'s driver switches promiscuous mode."""
+        self.nics[side].promisc = on
 
     def flush(self, side: str) -> None:
         """Deliver backlog frames, oldest first, while the posted buffers suffice."""
