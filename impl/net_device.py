@@ -52,6 +52,7 @@ from .net_tx import TxFrame, parse_tx
 from .spec import (
     ETH_HEADER_LEN,
     MAC_LEN,
+    NET_CONFIG_SIZE,
     NET_MAX_FRAME,
     NET_MTU_MAX,
     NET_MTU_MIN,
@@ -85,6 +86,9 @@ class NetDevice:
     `mrg_rxbuf`, `ctrl_vq`, `csum` choose what is offered; `backlog_limit` bounds the
     frames held while no receive buffer is posted.
     """
+
+    config_size = NET_CONFIG_SIZE
+    """Bytes of config space this device serves (the descriptor page publishes this many)."""
 
     def __init__(
         self,
