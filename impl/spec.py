@@ -325,16 +325,19 @@ class NetHdrFlag(IntFlag):
     NEEDS_CSUM = 1
     DATA_VALID = 2
     RSC_INFO = 4
+    UDP_TUNNEL_CSUM = 8
 
 
 class NetGso(IntEnum):
-    """`virtio_net_hdr.gso_type` values (§5.1.9); ECN is a bit OR-ed onto the others."""
+    """`virtio_net_hdr.gso_type` values (§5.1.9); the tunnel and ECN bits are OR-ed on."""
 
     NONE = 0
     TCPV4 = 1
     UDP = 3
     TCPV6 = 4
     UDP_L4 = 5
+    UDP_TUNNEL_IPV4 = 0x20
+    UDP_TUNNEL_IPV6 = 0x40
     ECN = 0x80
 
 

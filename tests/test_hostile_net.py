@@ -217,11 +217,36 @@ def test_tx_needs_csum_without_csum_feature() -> None:
     guest.assert_tx_works()
 
 
-@pytest.mark.spec("NET-DRV-046")
-@pytest.mark.parametrize("flag", [NetHdrFlag.DATA_VALID, NetHdrFlag.RSC_INFO])
-def test_tx_receive_only_flags(flag: NetHdrFlag) -> None:
+@pytest.mark.spec("NET-DRV-026", "NET-DRV-044", "NET-DRV-046")
+@pytest.mark.parametrize(
+    "flag", [NetHdrFlag.DATA_VALID, NetHdrFlag.RSC_INFO, NetHdrFlag.UDP_TUNNEL_CSUM]
+)
+def test_tx_flags_a_driver_may_not_set(flag: NetHdrFlag) -> None:
     guest = RawGuest()
     guest.tx(hdr(flags=flag), GOOD)
+    assert isinstance(guest.last_error(), NetTxBadHeader)
+    assert guest.port.frames == []
+    guest.assert_tx_works()
+
+
+TUNNEL_V4, TUNNEL_V6 = NetGso.UDP_TUNNEL_IPV4, NetGso.UDP_TUNNEL_IPV6
+
+
+@pytest.mark.spec(
+    "NET-DEV-022", "NET-DEV-024", "NET-DRV-027", "NET-DRV-028", "NET-DRV-043", "NET-DRV-047"
+)
+@pytest.mark.parametrize(
+    ("gso", "flags"),
+    [
+        (TUNNEL_V4 | TUNNEL_V6 | NetGso.TCPV4, NetHdrFlag.NEEDS_CSUM),
+        (TUNNEL_V4, NetHdrFlag.NEEDS_CSUM),
+        (TUNNEL_V6 | NetGso.UDP, NetHdrFlag.NEEDS_CSUM),
+        (TUNNEL_V4 | NetGso.TCPV4, NetHdrFlag.NEEDS_CSUM | NetHdrFlag.DATA_VALID),
+    ],
+)
+def test_tx_udp_tunnel_gso_refused(gso: int, flags: int) -> None:
+    guest = RawGuest()
+    guest.tx(hdr(gso_type=gso, gso_size=1400, flags=flags, csum_start=14, csum_offset=6), GOOD)
     assert isinstance(guest.last_error(), NetTxBadHeader)
     assert guest.port.frames == []
     guest.assert_tx_works()
