@@ -21,8 +21,10 @@ Rules:
   than the whole ring holds is dropped as `no_room` once the ring is fully posted.
 - A delivered frame waits, unchanged, until the driver polls; a poll hands every
   waiting frame over in order and gives back their buffers for the next refill.
-- A link going down drops the backlog as `link_down`.
+- A link going down drops the backlog as `link_down`. A reset (the driver unbound and
+  bound again) drops it as `reset` and discards the frames not yet polled.
 - So for every side: frames sent towards it = received + waiting + backlog + drops
+  + discarded at a reset
   (transmit drops are counted apart, at the sender).
 
 Spec: §5.1 (the device's link, receive queue and buffers), §5.1.9.3 and §5.1.9.4
@@ -57,6 +59,7 @@ class NicModel:
     received: list[Frame] = field(default_factory=list)
     drops: Counter[str] = field(default_factory=Counter)
     tx_drops: Counter[str] = field(default_factory=Counter)
+    discarded: int = 0
     arrived: int = 0
 
 
@@ -172,6 +175,23 @@ class LinkModel:
             nic.drops["link_down"] += len(nic.backlog)
             nic.backlog.clear()
 
+    def reset(self, side: str) -> None:
+        """`side`'s driver unbinds (the device is reset) and binds again.
+
+        The backlog is dropped as `reset`; frames delivered but not yet polled are
+        discarded with the buffers the driver takes back; the new driver posts a full
+        ring, knows the current link state, and the filter is promiscuous again.
+        """
+        nic = self.nics[side]
+        nic.drops["reset"] += len(nic.backlog)
+        nic.backlog.clear()
+        nic.discarded += len(nic.waiting)
+        nic.waiting = []
+        nic.unreclaimed = 0
+        nic.posted = self.capacity
+        nic.driver_link, nic.config_pending = nic.link_up, False
+        nic.promisc = True
+
     def interrupt(self, side: str) -> None:
         """`side`'s pending interrupts are delivered: its driver reads the link state."""
         nic = self.nics[side]
@@ -183,4 +203,5 @@ class LinkModel:
         """Every frame that reached `side` is received, waiting, in the backlog or dropped."""
         nic = self.nics[side]
         total = len(nic.received) + len(nic.waiting) + len(nic.backlog) + nic.drops.total()
+        total += nic.discarded
         return total == nic.arrived

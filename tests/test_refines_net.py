@@ -2,7 +2,8 @@
 
 A Hypothesis state machine sends frames of random sizes each way, lets receive rings
 starve and refills them when it likes, delivers interrupts and polls when it likes,
-and takes links down and up, over modern and legacy headers, with and without
+unbinds and rebinds a driver (a device reset) on the bus transports, switches
+promiscuous mode, and takes links down and up, over modern and legacy headers, with and without
 MRG_RXBUF and VIRTIO_F_EVENT_IDX, with and without an MTU. After every step: the
 frames each driver has received equal the model's (unchanged, in order), each
 device's drop counters equal the model's, the backlogs agree, no side recorded an
@@ -190,6 +191,13 @@ class NetLinkMachine(RuleBasedStateMachine):
         """`side`'s driver switches promiscuous mode through the control queue."""
         assert self.sides[side].driver.set_rx_mode(NetCtrlRx.PROMISC, on)
         self.model.set_promisc(side, on)
+
+    @precondition(lambda self: self.ready and self.transport != "direct")
+    @rule(side=st.sampled_from(SIDES))
+    def rebind(self, side: str) -> None:
+        """`side`'s driver is unbound (the device reset) and bound again by the bus."""
+        self.sides[side].rebind()
+        self.model.reset(side)
 
     @precondition(lambda self: self.ready)
     @rule(side=st.sampled_from(SIDES))
