@@ -422,6 +422,82 @@ class PeerRejectedRing(RingCorruption):
     def __init__(self, message: str, errno: int) -> None:
         super().__init__(message)
         self.errno = errno
+# --- Packed virtqueue (§2.8) -------------------------------------------------------------
+class InvalidPackedLayout(InvalidLayout):
+    """Packed queue size outside 1..32768, a misaligned part, or a part outside memory."""
+
+    section = "2.8.11"
+    spec_ids = ("PACKED-DRV-001",)
+
+
+class DescriptorNotAvailable(RingCorruption):
+    """A chain runs into a descriptor not marked available for its lap, or a head whose
+    AVAIL and USED bits both equal the wrap counter: the flags do not match the counter.
+
+    The device will not use a descriptor it has not seen made available (PACKED-DEV-005);
+    a head exposed before the rest of its list breaks PACKED-DRV-011.
+    """
+
+    section = "2.8"
+    spec_ids = ("PACKED-DEV-005", "PACKED-DRV-011")
+
+
+class ChainLongerThanRing(RingCorruption):
+    """Every descriptor of the ring carries NEXT: the list has no end within the queue size."""
+
+    section = "2.8.17"
+    spec_ids = ("PACKED-DRV-007",)
+
+
+class BufferIdOutOfRange(RingCorruption):
+    """An available list's Buffer ID is at or beyond the queue size (no MUST names this)."""
+
+    section = "2.8.13"
+
+
+class BufferIdInFlight(RingCorruption):
+    """An available list reuses a Buffer ID the device still holds: one id in flight twice."""
+
+    section = "2.8.6"
+
+
+class IndirectInList(ChainError):
+    """An INDIRECT descriptor inside a NEXT-linked list (with NEXT, or after other entries)."""
+
+    section = "2.8.19"
+    spec_ids = ("PACKED-DRV-015",)
+
+
+class PackedIndirectNotNegotiated(IndirectNotNegotiated):
+    """VIRTQ_DESC_F_INDIRECT in the packed ring without VIRTIO_F_INDIRECT_DESC."""
+
+    section = "2.8.19"
+    spec_ids = ("PACKED-DRV-012",)
+
+
+class PackedReadableAfterWritable(ReadableAfterWritable):
+    """A device-readable element follows a device-writable one in a packed list."""
+
+    section = "2.8.17"
+    spec_ids = ("PACKED-DRV-008",)
+
+
+class PackedUsedIdOutOfRange(UsedIdOutOfRange):
+    """A used descriptor's Buffer ID is at or beyond the queue size."""
+
+    section = "2.8.22"
+
+
+class PackedUsedIdNotOutstanding(UsedIdNotOutstanding):
+    """A used descriptor names a Buffer ID the driver has not handed out (or was used twice)."""
+
+    section = "2.8.22"
+
+
+class PackedUsedLengthTooLong(DeviceError):
+    """A used descriptor's len exceeds the writable bytes of its buffer (no MUST names this)."""
+
+    section = "2.8.4"
 
 
 # --- virtio-net (§5.1) -----------------------------------------------------------------

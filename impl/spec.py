@@ -278,6 +278,24 @@ class Hypercall(IntEnum):
     """Arguments: a device entry's address, a config offset and a length written in the page."""
     RESET = 5
     """Argument: a device entry's address; the host resets the device and the entry."""
+# --- Packed virtqueue layout and wrap counters (§2.8) -----------------------------------
+PACKED_DESC_ALIGN = 16
+"""Alignment of the packed Descriptor Ring (§2.8.10.1 table)."""
+
+EVENT_SUPPRESS_SIZE = 4
+"""sizeof(struct pvirtq_event_suppress): le16 desc (offset + wrap) + le16 flags (§2.8.14)."""
+
+EVENT_SUPPRESS_ALIGN = 4
+"""Alignment of the Driver and Device Event Suppression areas (§2.8.10.1 table)."""
+
+EVENT_WRAP_SHIFT = 15
+"""Bit of `desc_event_wrap` in the le16 `desc` word; the offset is the bits below (§2.8.14)."""
+
+EVENT_FLAGS_MASK = 3
+"""`desc_event_flags` is the low two bits of the `flags` word; the rest is reserved (§2.8.14)."""
+
+INITIAL_WRAP_COUNTER = 1
+"""Both ring wrap counters start at 1, and the descriptor ring starts zeroed (§2.8.1, §2.8.13)."""
 
 
 # --- virtio-net (§5.1) ------------------------------------------------------------------

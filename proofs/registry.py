@@ -162,7 +162,15 @@ def all_obligations() -> list[Obligation]:
             "length, memory up to 2^64 bytes",
             parts=(_bounds,),
         ),
+        *_packed(),
     ]
+
+
+def _packed() -> list[Obligation]:
+    """The packed ring's obligations, listed in `proofs.packed` (§2.8)."""
+    from .packed import obligations
+
+    return obligations()
 
 
 def by_name(name: str) -> Obligation:

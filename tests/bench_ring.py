@@ -185,8 +185,10 @@ def main(argv: list[str]) -> int:
     steps, elapsed = machine_steps(args.machine_examples)
     print(f"(c) state-machine steps/s: {steps / elapsed:,.0f} ({steps} steps in {elapsed:.1f} s)")
     if not peers_disabled():
-        for name, loop in pairing_loops().items():
-            print(f"(d) {name}: {rate(loop, args.seconds):,.0f} round trips/s")
+        pairings = pairing_loops()
+        rates = best_rates(list(pairings.values()), args.seconds, args.rounds)
+        for name, pairing_rate in zip(pairings, rates, strict=True):
+            print(f"(d) {name}: {pairing_rate:,.0f} round trips/s")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
