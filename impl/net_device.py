@@ -391,7 +391,8 @@ class NetDevice:
         queue = self._queue(NET_QUEUE_RX)
         while chains := self._drain(NET_QUEUE_RX, once=True):
             chain = chains[0]
-            error = rx_buffer_fault(chain, self.hdr_size, self.mrg, self.max_frame)
+            mtu_frame = self.max_frame if has_feature(self.features, NetFeature.MTU) else None
+            error = rx_buffer_fault(chain, self.hdr_size, self.mrg, mtu_frame)
             if error is None:
                 return chain
             self._record(error)

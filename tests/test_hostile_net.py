@@ -301,14 +301,26 @@ def test_rx_buffer_not_writable_is_returned_and_next_used() -> None:
 
 
 @pytest.mark.spec("NET-DRV-007")
-def test_rx_buffer_too_small_without_mrg() -> None:
-    guest = RawGuest(mrg_rxbuf=False)
-    guest.submit(NET_QUEUE_RX, [], [guest.room(200)])
+def test_rx_buffer_too_small_for_the_mtu_without_mrg() -> None:
+    guest = RawGuest(known=DRIVER_FEATURES & ~feature_mask(NetFeature.MRG_RXBUF), mtu=1500)
+    guest.submit(NET_QUEUE_RX, [], [guest.room(NET_HDR_SIZE + 1513)])
     guest.submit(NET_QUEUE_RX, [], [guest.room(NET_HDR_SIZE + 1514)])
     guest.device.receive_frame(GOOD)
     used = guest.used(NET_QUEUE_RX)
     assert [n for _, n in used] == [0, NET_HDR_SIZE + len(GOOD)]
     assert isinstance(guest.device.errors[0], NetRxBufferTooSmall)
+
+
+def test_rx_small_buffers_without_mrg_or_mtu() -> None:
+    """Below 1526 bytes is only a SHOULD: small frames use the buffer, big ones are dropped."""
+    guest = RawGuest(known=DRIVER_FEATURES & ~feature_mask(NetFeature.MRG_RXBUF))
+    guest.submit(NET_QUEUE_RX, [], [guest.room(NET_HDR_SIZE + 13)])
+    guest.submit(NET_QUEUE_RX, [], [guest.room(200)])
+    guest.device.receive_frame(frame(MAC_A, MAC_B, 500))
+    guest.device.receive_frame(GOOD)
+    assert [n for _, n in guest.used(NET_QUEUE_RX)] == [0, NET_HDR_SIZE + len(GOOD)]
+    assert isinstance(guest.device.errors[0], NetRxBufferTooSmall)
+    assert guest.device.stats.drops[DropReason.OVERSIZE] == 1
 
 
 @pytest.mark.spec("NET-DRV-052")
