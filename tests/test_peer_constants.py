@@ -25,7 +25,7 @@ from peers.linux import require_library
 import impl.spec as spec
 
 HEADERS = ("virtio_ring.h", "virtio_config.h", "virtio_net.h", "virtio_blk.h",
-           "virtio_mmio.h", "virtio_ids.h", "virtio_pci.h", "if_ether.h")
+           "virtio_mmio.h", "virtio_ids.h", "virtio_pci.h", "if_ether.h", "ethtool.h")
 
 CLASS_PREFIXES = {
     "DescFlag": ("VRING_DESC_F_",),
@@ -46,6 +46,7 @@ CLASS_PREFIXES = {
     "NetCtrlMac": ("VIRTIO_NET_CTRL_MAC_",),
     "NetCtrlVlan": ("VIRTIO_NET_CTRL_VLAN_",),
     "NetAck": ("VIRTIO_NET_",),
+    "NetDuplex": ("DUPLEX_",),
 }
 
 EXPRESSIONS = {
@@ -85,8 +86,14 @@ EXPRESSIONS = {
     "NET_CONFIG_STATUS": "offsetof(struct virtio_net_config, status)",
     "NET_CONFIG_MAX_PAIRS": "offsetof(struct virtio_net_config, max_virtqueue_pairs)",
     "NET_CONFIG_MTU": "offsetof(struct virtio_net_config, mtu)",
-    # the fields served end where `speed` begins
-    "NET_CONFIG_SIZE": "offsetof(struct virtio_net_config, speed)",
+    "NET_CONFIG_SPEED": "offsetof(struct virtio_net_config, speed)",
+    "NET_CONFIG_DUPLEX": "offsetof(struct virtio_net_config, duplex)",
+    # the fields served end with `duplex`
+    "NET_CONFIG_SIZE": "offsetof(struct virtio_net_config, duplex)"
+                       " + sizeof(((struct virtio_net_config *)0)->duplex)",
+    # what ethtool_validate_speed() accepts: 0..INT_MAX, or SPEED_UNKNOWN as a u32
+    "NET_SPEED_MAX": "INT_MAX",
+    "NET_SPEED_UNKNOWN": "(__u32)SPEED_UNKNOWN",
     "NET_CTRL_ANNOUNCE_ACK": "VIRTIO_NET_CTRL_ANNOUNCE_ACK",
     "NET_CTRL_HEADER_SIZE": "sizeof(struct virtio_net_ctrl_hdr)",
     "NET_CTRL_MAC_ENTRIES_SIZE": "offsetof(struct virtio_net_ctrl_mac, macs)",
@@ -131,6 +138,9 @@ NEWER_THAN_SOME_TREES = {
     "Feature.ADMIN_VQ": "VIRTIO_F_ADMIN_VQ is newer than Linux 6.1",
     "NetFeature.HOST_USO": "VIRTIO_NET_F_HOST_USO is newer than Linux 6.1",
     "NetGso.UDP_L4": "VIRTIO_NET_HDR_GSO_UDP_L4 is newer than Linux 6.1",
+    "NetGso.UDP_TUNNEL_IPV4": "VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV4 is newer than Linux 6.1",
+    "NetGso.UDP_TUNNEL_IPV6": "VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV6 is newer than Linux 6.1",
+    "NetHdrFlag.UDP_TUNNEL_CSUM": "VIRTIO_NET_HDR_F_UDP_TUNNEL_CSUM is newer than Linux 6.1",
 }
 
 
@@ -177,7 +187,7 @@ def c_program(names: list[str]) -> str:
 def linux_values(tree: Path, names: list[str], work: Path) -> dict[str, list[int]]:
     """Compile and run the program against `tree`'s virtio uapi headers.
 
-    Only the `virtio_*.h` headers and `if_ether.h` come from the tree; the generic ones
+    Only `virtio_*.h`, `if_ether.h` and `ethtool.h` come from the tree; the generic ones
     they include (`linux/types.h` and below) are the system's sanitized copies, because
     the tree's raw uapi directory is not usable from userspace before headers_install.
     """
@@ -186,7 +196,7 @@ def linux_values(tree: Path, names: list[str], work: Path) -> dict[str, list[int
     headers = work / "include" / "linux"
     headers.mkdir(parents=True)
     uapi = tree / "include" / "uapi" / "linux"
-    for header in [*uapi.glob("virtio_*.h"), uapi / "if_ether.h"]:
+    for header in [*uapi.glob("virtio_*.h"), uapi / "if_ether.h", uapi / "ethtool.h"]:
         shutil.copy(header, headers / header.name)
     subprocess.run(
         ["gcc", "-std=gnu11", f"-I{work / 'include'}", str(source), "-o", str(binary)],
