@@ -44,6 +44,7 @@ from .errors import (
     VirtioError,
 )
 from .memory import GuestMemory
+from .net_config import FEATURE_REQUIRES
 from .net_ctrl import (
     encode_announce_ack,
     encode_mac_addr,
@@ -125,6 +126,7 @@ class NetDriver:
 
     name = "virtio_net"
     id_table = (DeviceMatch(DeviceId.NET),)
+    feature_requires = FEATURE_REQUIRES
 
     def __init__(
         self,
@@ -234,8 +236,11 @@ class NetDriver:
     def config_changed(self, vdev: VirtioDevice) -> None:
         """Re-read link status; acknowledge an announce request (NET-DRV-066/067)."""
         self.link_up = self._read_link(vdev)
+        announcing = vdev.has_feature(NetFeature.GUEST_ANNOUNCE)
+        if not (announcing and vdev.has_feature(NetFeature.STATUS)):
+            return  # the status field exists only with VIRTIO_NET_F_STATUS (CONFIG-DRV-002)
         status = int.from_bytes(vdev.read_config(NET_CONFIG_STATUS, 2), "little")
-        if vdev.has_feature(NetFeature.GUEST_ANNOUNCE) and status & NetStatus.ANNOUNCE:
+        if status & NetStatus.ANNOUNCE:
             self.announces += 1
             self._command(encode_announce_ack())
 
