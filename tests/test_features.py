@@ -14,6 +14,7 @@ from net_rig import MAC_A, net_side
 from transport_rig import PAGE_ADDR, Platform
 
 from impl.bus import BusDevice, without_unmet_requirements
+from impl.chain import Segment
 from impl.devpage_driver import scan_devpage
 from impl.mmio_driver import MmioTransport, scan_mmio
 from impl.net_device import NetDevice
@@ -151,3 +152,50 @@ def test_the_same_features_negotiate_again_after_a_reset(transport: str) -> None
         assert device.features == first == core.driver_features
         assert device.transport.get_status() == LIVE
     assert core.violations == []
+
+
+class ChainRecorder(EchoDevice):
+    """An echo device that keeps the segments of every chain it serves."""
+
+    def __init__(self) -> None:
+        super().__init__(DeviceId.NET, queues=(8,))
+        self.chains: list[tuple[tuple[Segment, ...], tuple[Segment, ...]]] = []
+
+    def queue_notify(self, index: int) -> None:
+        context = self.context
+        queue = context.queues[index] if context is not None else None
+        assert context is not None and queue is not None
+        while (chain := queue.pop()) is not None:
+            self.chains.append((chain.readable, chain.writable))
+            payload = chain.read_payload(context.mem)
+            queue.push_used(chain.head, chain.write_payload(context.mem, payload))
+        context.signal_used(index)
+
+
+@pytest.mark.spec("FEAT-DRV-009")
+def test_without_access_platform_the_driver_passes_guest_physical_addresses() -> None:
+    """Every address the device is given is one it dereferences directly in guest memory.
+
+    The ring areas programmed in the queue registers are where the driver laid its ring,
+    and each descriptor names the guest address of the caller's bytes: no offset, handle
+    or translation stands between them (there is no IOMMU without ACCESS_PLATFORM).
+    """
+    platform = Platform()
+    backend = ChainRecorder()
+    core = platform.add_mmio(backend)
+    driver = EchoDriver("net", DeviceId.NET, queue_count=1)
+    platform.bus.register_driver(driver)
+    (device,) = scan_mmio(platform.space, platform.windows, platform.bus).registered
+    assert not has_feature(device.transport.get_features(), Feature.ACCESS_PLATFORM)
+    ring = device.queues[0].layout
+    programmed = core.queues[0]
+    assert (programmed.desc, programmed.driver, programmed.device) == (
+        ring.desc, ring.avail, ring.used,
+    )
+    out, room = platform.allocator.alloc(5, 8), platform.allocator.alloc(5, 8)
+    assert out is not None and room is not None
+    platform.mem.write(out, b"phys!")
+    device.queues[0].add_sgs([Segment(out, 5)], [Segment(room, 5)], "token")
+    device.queues[0].kick()
+    assert backend.chains == [((Segment(out, 5),), (Segment(room, 5),))]
+    assert platform.mem.read(room, 5) == b"phys!"
