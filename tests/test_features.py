@@ -199,3 +199,17 @@ def test_without_access_platform_the_driver_passes_guest_physical_addresses() ->
     device.queues[0].kick()
     assert backend.chains == [((Segment(out, 5),), (Segment(room, 5),))]
     assert platform.mem.read(room, 5) == b"phys!"
+
+
+@pytest.mark.spec("FEAT-DEV-006")
+def test_a_device_does_not_operate_for_a_modern_driver_refusing_version_1() -> None:
+    platform = Platform()
+    core = platform.add_mmio(EchoDevice(DeviceId.NET))
+    transport = MmioTransport(platform.space, platform.windows[0])
+    transport.set_status(Status.ACKNOWLEDGE)
+    transport.set_status(Status.ACKNOWLEDGE | Status.DRIVER)
+    transport.set_features(transport.get_features() & ~feature_mask(Feature.VERSION_1))
+    transport.set_status(Status.ACKNOWLEDGE | Status.DRIVER | Status.FEATURES_OK)
+    assert not transport.get_status() & Status.FEATURES_OK
+    transport.set_status(LIVE)
+    assert not core.active and not transport.get_status() & Status.DRIVER_OK
