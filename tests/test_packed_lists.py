@@ -98,3 +98,16 @@ def test_a_list_is_not_started_until_the_ring_has_room_for_all_of_it() -> None:
     device.pop()
     third = device.pop()
     assert third is not None and len(third.readable) == 3
+
+
+@pytest.mark.spec("PACKED-DRV-005")
+def test_a_notification_with_nothing_new_is_sent_and_is_harmless() -> None:
+    driver, device, _mem = pair()
+    driver.add_sgs(segments(2), (), "a")
+    assert driver.kick_prepare() is True
+    assert driver.kick_prepare() is True  # notifications enabled: it notifies again, 0 added
+    chain = device.pop()
+    assert chain is not None and chain.head == 0
+    assert device.pop() is None and not device.broken  # the extra one finds nothing
+    device.push_used(chain.head, 0)
+    assert driver.get_buf() == ("a", 0)
