@@ -35,6 +35,25 @@ CTRL_FEATURES = (
     NetFeature.GUEST_ANNOUNCE,
 )
 
+FEATURE_REQUIRES: dict[int, tuple[int, ...]] = {
+    NetFeature.GUEST_TSO4: (NetFeature.GUEST_CSUM,),
+    NetFeature.GUEST_TSO6: (NetFeature.GUEST_CSUM,),
+    NetFeature.GUEST_UFO: (NetFeature.GUEST_CSUM,),
+    NetFeature.HOST_TSO4: (NetFeature.CSUM,),
+    NetFeature.HOST_TSO6: (NetFeature.CSUM,),
+    NetFeature.HOST_UFO: (NetFeature.CSUM,),
+    NetFeature.HOST_USO: (NetFeature.CSUM,),
+    NetFeature.CTRL_RX: (NetFeature.CTRL_VQ,),
+    NetFeature.CTRL_VLAN: (NetFeature.CTRL_VQ,),
+    NetFeature.GUEST_ANNOUNCE: (NetFeature.CTRL_VQ,),
+    NetFeature.MQ: (NetFeature.CTRL_VQ,),
+    NetFeature.CTRL_MAC_ADDR: (NetFeature.CTRL_VQ,),
+    NetFeature.RSS: (NetFeature.CTRL_VQ,),
+}
+"""The all-of requirements of §5.1.3.1 among the bits `NetFeature` names (the
+either-or ones, ECN over TSO4 or TSO6, are left out: the driver never knows those
+bits). The driver drops an offered bit missing its prerequisite (FEAT-DRV-002)."""
+
 
 def device_features(
     *, mrg_rxbuf: bool, ctrl_vq: bool, csum: bool, mtu: bool, speed_duplex: bool = False

@@ -22,6 +22,7 @@ from impl.errors import (
     BufferIdOutOfRange,
     ChainError,
     ChainLongerThanRing,
+    ChainTooLong,
     DescriptorNotAvailable,
     DeviceError,
     DriverError,
@@ -194,6 +195,19 @@ def test_indirect_table_of_bad_length() -> None:
     ring = RawRing(features=feature_mask(Feature.INDIRECT_DESC))
     ring.put(0, flags=INDIRECT, id=0, addr=0x8000, len=DESC_SIZE + 3)
     expect_returned(ring, BadIndirectTable, 0, 1)
+
+
+@pytest.mark.spec("PACKED-DEV-008")
+def test_indirect_table_longer_than_the_queue_is_refused() -> None:
+    fits = RawRing(features=feature_mask(Feature.INDIRECT_DESC))
+    fits.table(0x8000, [(8, 0)] * SIZE)
+    fits.put(0, flags=INDIRECT, id=3, addr=0x8000, len=DESC_SIZE * SIZE)
+    chain = fits.device.pop()
+    assert chain is not None and len(chain.readable) == SIZE
+    ring = RawRing(features=feature_mask(Feature.INDIRECT_DESC))
+    ring.table(0x8000, [(8, 0)] * (SIZE + 1))
+    ring.put(0, flags=INDIRECT, id=3, addr=0x8000, len=DESC_SIZE * (SIZE + 1))
+    expect_returned(ring, ChainTooLong, 3, 1)
 
 
 def test_indirect_table_ignores_reserved_flags() -> None:
