@@ -257,13 +257,10 @@ class NetDriver:
         The acknowledgement is ANNOUNCE_ACK on the control queue (NET-DRV-066/067).
         """
         self.link_up = self._read_link(vdev)
-<<<<<<< HEAD
         self._read_speed_duplex(vdev)
-=======
         announcing = vdev.has_feature(NetFeature.GUEST_ANNOUNCE)
         if not (announcing and vdev.has_feature(NetFeature.STATUS)):
             return  # the status field exists only with VIRTIO_NET_F_STATUS (CONFIG-DRV-002)
->>>>>>> coverage
         status = int.from_bytes(vdev.read_config(NET_CONFIG_STATUS, 2), "little")
         if status & NetStatus.ANNOUNCE:
             self.announces += 1
