@@ -60,6 +60,10 @@ from .wrap_math import (
     wrap_of,
 )
 
+_NEXT = int(PackedDescFlag.NEXT)
+_WRITE = int(PackedDescFlag.WRITE)
+_INDIRECT = int(PackedDescFlag.INDIRECT)
+
 Token = Hashable
 
 
@@ -137,7 +141,7 @@ class PackedDriver:
         suffice (nothing is written then) and `BadBuffer` for a buffer no driver may add.
         """
         self._check_live()
-        segments = [(seg, 0) for seg in out] + [(seg, int(PackedDescFlag.WRITE)) for seg in in_]
+        segments = [(seg, 0) for seg in out] + [(seg, _WRITE) for seg in in_]
         self._check_buffer(segments, token)
         table = self._indirect_table(len(segments))
         needed = 1 if table is not None else len(segments)
@@ -149,7 +153,7 @@ class PackedDriver:
         if table is not None:
             self._write_table(table, segments)
             elements = [PackedDescriptor(
-                addr=table, len=DESC_SIZE * len(segments), flags=PackedDescFlag.INDIRECT
+                addr=table, len=DESC_SIZE * len(segments), flags=_INDIRECT
             )]
         else:
             elements = [
@@ -202,7 +206,7 @@ class PackedDriver:
         for i, element in enumerate(elements):
             flags = element.flags | avail_bits(wrap_of(pos, size))
             if i < last:
-                flags |= PackedDescFlag.NEXT
+                flags |= _NEXT
             desc = PackedDescriptor(addr=element.addr, len=element.len, id=ident, flags=flags)
             offset = offset_of(pos, size)
             if i == 0:
@@ -271,7 +275,7 @@ class PackedDriver:
         ident = self.mem.read_u16(self.layout.desc_id(offset))
         flags = self.mem.read_u16(self.layout.desc_flags(offset))
         written = self.mem.read_u32(self.layout.desc_len(offset))
-        written = written if flags & PackedDescFlag.WRITE else 0
+        written = written if flags & _WRITE else 0
         if ident >= self.size:
             self._fail(PackedUsedIdOutOfRange(f"used id {ident} >= queue size {self.size}"))
         record = self._state[ident]
