@@ -106,41 +106,9 @@ _INDIRECT = int(DescFlag.INDIRECT)
 """Plain-int flag bits: `int & IntFlag` goes through enum code, too slow for the walk."""
 
 
-class _Walk:
-    """The mutable state of one walk; discarded if the walk raises."""
-
-    __slots__ = ("indirect", "readable", "total", "writable")
-
-    def __init__(self) -> None:
-        self.readable: list[Segment] = []
-        self.writable: list[Segment] = []
-        self.total = 0
-        self.indirect = False
-
-    @property
-    def count(self) -> int:
-        """Buffer descriptors accepted so far."""
-        return len(self.readable) + len(self.writable)
-
-    def add(self, mem: GuestMemory, addr: int, length: int, flags: int, limit: int) -> None:
-        """Account one buffer descriptor, enforcing order, bounds and length rules."""
-        if not mem.contains(addr, length):
-            raise BufferOutOfBounds(f"buffer [{addr:#x}, +{length}) outside guest memory")
-        if flags & _WRITE:
-            self.writable.append(Segment(addr, length))
-        elif self.writable:
-            raise ReadableAfterWritable("a device-readable descriptor follows a writable one")
-        else:
-            self.readable.append(Segment(addr, length))
-        if len(self.readable) + len(self.writable) > limit:
-            raise ChainTooLong(f"chain holds more than {limit} buffer descriptors")
-        self.total += length
-        if self.total >= MAX_CHAIN_BYTES:
-            raise ChainLengthOverflow("chain length reaches 2^32 bytes")
-
-
 def _enter_indirect(
-    mem: GuestMemory, addr: int, length: int, flags: int, size: int, taken: int
+    mem: GuestMemory, desc: tuple[int, int, int, int], size: int, taken: int, *,
+    in_table: bool, indirect_ok: bool,
 ) -> int:
     """Check an INDIRECT descriptor (§2.7.5.3) and return its table's entry count.
 
@@ -148,6 +116,11 @@ def _enter_indirect(
     could only end the chain beyond the queue size is refused before it is read,
     which keeps a walk at `size + 1` descriptor reads.
     """
+    addr, length, flags, _ = desc
+    if in_table:
+        raise NestedIndirect("INDIRECT flag inside an indirect table")
+    if not indirect_ok:
+        raise IndirectNotNegotiated("INDIRECT flag without VIRTIO_F_INDIRECT_DESC")
     if flags & _NEXT:
         raise IndirectWithNext("INDIRECT and NEXT on the same descriptor")
     if length == 0 or length % DESC_SIZE:
@@ -171,32 +144,41 @@ def walk_chain(
     entry, §2.7.6). Handles direct chains, an indirect table, and direct descriptors
     followed by one indirect descriptor (SPLIT-DEV-006); the WRITE flag of an
     indirect descriptor is ignored (SPLIT-DEV-005). Raises a `ChainError` subclass on
-    the first rule broken.
+    the first rule broken; the lists it builds are dropped then, nothing escapes.
     """
-    walk = _Walk()
-    cur_table, cur_size, in_table = table, size, False
-    index = head
-    visited = {head}
-    read = mem.read
+    readable: list[Segment] = []
+    writable: list[Segment] = []
+    total, cur_table, cur_size, indirect = 0, table, size, False
+    index, visited = head, {head}
+    read, contains = mem.read, mem.contains
     while True:
-        addr, length, flags, nxt = unpack_descriptor(read(cur_table + DESC_SIZE * index, DESC_SIZE))
+        desc = unpack_descriptor(read(cur_table + DESC_SIZE * index, DESC_SIZE))
+        addr, length, flags, nxt = desc
         if flags & _INDIRECT:
-            if in_table:
-                raise NestedIndirect("INDIRECT flag inside an indirect table")
-            if not indirect_ok:
-                raise IndirectNotNegotiated("INDIRECT flag without VIRTIO_F_INDIRECT_DESC")
-            cur_size = _enter_indirect(mem, addr, length, flags, size, walk.count)
-            cur_table, in_table, walk.indirect = addr, True, True
-            index = 0
-            visited = {0}
+            taken = len(readable) + len(writable)
+            cur_size = _enter_indirect(
+                mem, desc, size, taken, in_table=indirect, indirect_ok=indirect_ok
+            )
+            cur_table, indirect, index, visited = addr, True, 0, {0}
             continue
-        walk.add(mem, addr, length, flags, size)
+        if not contains(addr, length):
+            raise BufferOutOfBounds(f"buffer [{addr:#x}, +{length}) outside guest memory")
+        if flags & _WRITE:
+            writable.append(Segment(addr, length))
+        elif writable:
+            raise ReadableAfterWritable("a device-readable descriptor follows a writable one")
+        else:
+            readable.append(Segment(addr, length))
+        if len(readable) + len(writable) > size:
+            raise ChainTooLong(f"chain holds more than {size} buffer descriptors")
+        total += length
+        if total >= MAX_CHAIN_BYTES:
+            raise ChainLengthOverflow("chain length reaches 2^32 bytes")
         if not flags & _NEXT:
-            break
+            return Chain(head, tuple(readable), tuple(writable), indirect)
         index = nxt
         if index >= cur_size:
             raise NextOutOfRange(f"next {index} is outside a table of {cur_size} entries")
         if index in visited:
             raise DescriptorLoop(f"descriptor {index} is visited twice")
         visited.add(index)
-    return Chain(head, tuple(walk.readable), tuple(walk.writable), walk.indirect)

@@ -142,8 +142,8 @@ class SplitDriver:
         """
         self._check_live()
         segments = [(seg, 0) for seg in out] + [(seg, _WRITE) for seg in in_]
-        self._check_buffer(segments, token)
-        table = self._indirect_table(len(segments))
+        writable = self._check_buffer(segments, token)
+        table = self._indirect_table(len(segments)) if self.indirect else None
         needed = 1 if table is not None else len(segments)
         if self.num_free < needed:
             if table is not None and self._allocator is not None:
@@ -153,7 +153,6 @@ class SplitDriver:
             head = self._write_indirect(table, segments)
         else:
             head = self._write_direct(segments)
-        writable = sum(seg.len for seg in in_)
         self._state[head] = _Outstanding(token, needed, writable, table)
         self.outstanding += 1
         self._publish(head)
@@ -167,20 +166,25 @@ class SplitDriver:
         """Expose a device-writable buffer."""
         return self.add_sgs((), segments, token)
 
-    def _check_buffer(self, segments: list[tuple[Segment, int]], token: Token) -> None:
+    def _check_buffer(self, segments: list[tuple[Segment, int]], token: Token) -> int:
+        """Refuse a buffer no driver may add (`BadBuffer`); return its writable bytes."""
         if token is None:
             raise BadBuffer("a buffer needs a token other than None")
         if not segments:
             raise BadBuffer("a buffer needs at least one segment")
         if len(segments) > self.size:
             raise BadBuffer(f"{len(segments)} segments exceed queue size {self.size}")
-        total, contains = 0, self.mem.contains
-        for seg, _ in segments:
+        total = writable = 0
+        contains = self.mem.contains
+        for seg, flags in segments:
             if not contains(seg.addr, seg.len):
                 raise BadBuffer(f"segment [{seg.addr:#x}, +{seg.len}) outside guest memory")
             total += seg.len
+            if flags:
+                writable += seg.len
         if total >= MAX_CHAIN_BYTES:
             raise BadBuffer("a chain must stay below 2^32 bytes")
+        return writable
 
     def _indirect_table(self, parts: int) -> int | None:
         """Allocate an indirect table when it is negotiated and worth it (Linux's rule)."""

@@ -17,10 +17,10 @@ import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .registry import Obligation, all_obligations, by_name
-from .verdict import DEFAULT_TIMEOUT_MS, Verdict
+from .verdict import DEFAULT_TIMEOUT_MS, Status, Verdict
 
 
 @dataclass(frozen=True)
@@ -42,29 +42,44 @@ class Row:
             "verdict": v.status.value,
             "claims": v.claims,
             "seconds": round(v.seconds, 3),
+            "cpu_seconds": round(v.cpu_seconds, 3),
             "failed_claim": v.failed_claim,
             "counterexample": dict(v.counterexample),
         }
 
 
-def _prove(name: str, timeout_ms: int) -> Verdict:
-    return by_name(name).prove(timeout_ms)
+def _prove_part(name: str, index: int, timeout_ms: int) -> Verdict:
+    return by_name(name).prove_part(index, timeout_ms)
+
+
+def _merge(verdicts: Sequence[Verdict]) -> Verdict:
+    """One obligation's verdict from its parts': the first failure, all times summed."""
+    seconds = sum(v.seconds for v in verdicts)
+    cpu = sum(v.cpu_seconds for v in verdicts)
+    claims = sum(v.claims for v in verdicts)
+    for v in verdicts:
+        if not v.ok:
+            return replace(v, seconds=seconds, claims=claims, cpu_seconds=cpu)
+    return Verdict(Status.PROVED, seconds, claims, cpu_seconds=cpu)
 
 
 def run(obligations: Sequence[Obligation], jobs: int, timeout_ms: int) -> list[Row]:
-    """Prove the obligations, in worker processes when `jobs > 1`."""
-    if jobs <= 1 or len(obligations) <= 1:
+    """Prove the obligations' parts, in worker processes when `jobs > 1`."""
+    if jobs <= 1:
         return [Row(ob, ob.prove(timeout_ms)) for ob in obligations]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(_prove, ob.name, timeout_ms) for ob in obligations]
-        return [Row(ob, fut.result()) for ob, fut in zip(obligations, futures, strict=True)]
+        futures = [[pool.submit(_prove_part, ob.name, i, timeout_ms)
+                    for i in range(len(ob.parts))] for ob in obligations]
+        return [Row(ob, _merge([f.result() for f in parts]))
+                for ob, parts in zip(obligations, futures, strict=True)]
 
 
 def print_table(rows: Sequence[Row]) -> None:
     """One block per obligation: verdict, time, bound, ids, property, counterexample."""
     for row in rows:
         ob, v = row.obligation, row.verdict
-        print(f"{v.status.value.upper():<15} {v.seconds:6.2f}s  {ob.name}  ({v.claims} claims)")
+        print(f"{v.status.value.upper():<15} {v.seconds:6.2f}s ({v.cpu_seconds:5.2f}s cpu)  "
+              f"{ob.name}  ({v.claims} claims)")
         print(f"    property: {ob.prop}")
         print(f"    bound:    {ob.bound}")
         print(f"    spec ids: {', '.join(ob.spec_ids)}")
@@ -102,8 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = run(obligations, args.jobs, args.timeout_ms)
     print_table(rows)
     failed = [row.obligation.name for row in rows if not row.verdict.ok]
+    cpu = sum(row.verdict.cpu_seconds for row in rows)
     print(f"\n{len(rows) - len(failed)}/{len(rows)} obligations proved "
-          f"in {time.perf_counter() - start:.1f}s wall")
+          f"in {time.perf_counter() - start:.1f}s wall, {cpu:.1f}s solver cpu")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump([row.as_json() for row in rows], out, indent=2)

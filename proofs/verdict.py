@@ -54,6 +54,7 @@ class Verdict:
     claims: int
     failed_claim: str = ""
     counterexample: Mapping[str, int | bool | str] = field(default_factory=dict)
+    cpu_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -87,36 +88,37 @@ def _value(model: z3.ModelRef, term: Any) -> int | bool | str:
 
 def check_claim(claim: Claim, timeout_ms: int = DEFAULT_TIMEOUT_MS) -> Verdict:
     """Check one claim: vacuity first, then `pre and not post` (see the module rules)."""
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     solver = z3.Solver()
     solver.set("timeout", timeout_ms)
     solver.add(claim.pre)
     satisfiable = solver.check()
     if satisfiable != z3.sat:
         status = Status.VACUOUS if satisfiable == z3.unsat else Status.UNKNOWN
-        return Verdict(status, time.perf_counter() - start, 1, claim.label + " (precondition)")
+        return Verdict(status, time.perf_counter() - start, 1, claim.label + " (precondition)",
+                       cpu_seconds=time.process_time() - cpu)
     solver.add(z3.Not(claim.post))
     result = solver.check()
-    elapsed = time.perf_counter() - start
+    elapsed, used = time.perf_counter() - start, time.process_time() - cpu
     if result == z3.unsat:
-        return Verdict(Status.PROVED, elapsed, 1)
+        return Verdict(Status.PROVED, elapsed, 1, cpu_seconds=used)
     if result == z3.unknown:
-        return Verdict(Status.UNKNOWN, elapsed, 1, claim.label)
+        return Verdict(Status.UNKNOWN, elapsed, 1, claim.label, cpu_seconds=used)
     model = solver.model()
     shown = {name: _value(model, term) for name, term in claim.shown.items()}
-    return Verdict(Status.COUNTEREXAMPLE, elapsed, 1, claim.label, shown)
+    return Verdict(Status.COUNTEREXAMPLE, elapsed, 1, claim.label, shown, used)
 
 
 def check_claims(claims: Iterable[Claim], timeout_ms: int = DEFAULT_TIMEOUT_MS) -> Verdict:
     """Check claims in order; the first one not proved decides the verdict."""
-    total = 0.0
+    total = cpu = 0.0
     count = 0
     for claim in claims:
         verdict = check_claim(claim, timeout_ms)
         total += verdict.seconds
+        cpu += verdict.cpu_seconds
         count += 1
         if not verdict.ok:
-            return Verdict(
-                verdict.status, total, count, verdict.failed_claim, verdict.counterexample
-            )
-    return Verdict(Status.PROVED, total, count)
+            return Verdict(verdict.status, total, count, verdict.failed_claim,
+                           verdict.counterexample, cpu)
+    return Verdict(Status.PROVED, total, count, cpu_seconds=cpu)

@@ -8,7 +8,7 @@ Rules:
 - Guest memory is a function from a descriptor's address to its four fields (`Reader`):
   uninterpreted Z3 functions in the proofs (any contents at all), the real bytes in the
   agreement test. Its size is a term too.
-- Every number is an 80-bit term: 64-bit addresses plus 32-bit lengths and their sums
+- Every number is a 66-bit term: 64-bit addresses plus 32-bit lengths and their sums
   never wrap at that width, so the terms compute what Python's integers do.
 
 Spec: §2.7.5 (descriptor table), §2.7.5.2 (SPLIT-DRV-004), §2.7.5.3 (indirect).
@@ -25,8 +25,9 @@ import z3
 from impl import errors
 from impl.spec import DESC_SIZE, MAX_CHAIN_BYTES, DescFlag
 
-WIDTH = 80
-"""Bit width of every term of the walk."""
+WIDTH = 66
+"""Bit width of every term of the walk: a u64 address plus a u32 length, a table
+address plus 16 times a 16-bit index, and a running total below 2^33 all fit."""
 
 
 class Outcome:
@@ -54,12 +55,21 @@ class Outcome:
 
 
 def w(value: int) -> Any:
-    """An 80-bit constant."""
+    """A constant of the walk's width."""
     return z3.BitVecVal(value, WIDTH)
 
 
+DESC_SHIFT = DESC_SIZE.bit_length() - 1
+"""log2 of the descriptor size: `i * 16` and `len // 16` as shifts, cheaper for the solver."""
+
+
+def times_desc_size(index: Any) -> Any:
+    """`DESC_SIZE * index` (the offset of descriptor `index` in its table)."""
+    return index << DESC_SHIFT
+
+
 def widen(term: Any) -> Any:
-    """Zero-extend a descriptor field to 80 bits."""
+    """Zero-extend a descriptor field to the walk's width."""
     return z3.ZeroExt(WIDTH - term.size(), term)
 
 
@@ -95,6 +105,10 @@ class Walk:
     table: Any
     size: Any
     indirect_ok: Any
+    omit: frozenset[type[errors.ChainError]] = frozenset()
+    """Checks left out: only the mutation tests set this, to model a broken walk."""
+    next_slack: int = 0
+    """Added to the `next` range bound: only the mutation tests set this (off-by-one)."""
 
 
 def start(walk: Walk, head: Any) -> WalkState:
@@ -112,29 +126,32 @@ def contains(walk: Walk, addr: Any, length: Any) -> Any:
     return z3.ULE(addr + length, walk.mem_size)
 
 
-def _chain(*cases: tuple[Any, int], otherwise: Any) -> Any:
+def _chain(walk: Walk, *cases: tuple[Any, int], otherwise: Any) -> Any:
     """The first case whose condition holds gives the code (the code's `if` order)."""
+    omitted = {Outcome.code(error) for error in walk.omit}
     result = otherwise
     for cond, code in reversed(cases):
-        result = z3.If(cond, w(code), result)
+        if code not in omitted:
+            result = z3.If(cond, w(code), result)
     return result
 
 
 def step(walk: Walk, s: WalkState) -> WalkState:
     """One loop iteration of `walk_chain` from a running state (identity once final)."""
-    read_at = s.table + DESC_SIZE * s.index
+    read_at = s.table + times_desc_size(s.index)
     d_addr, d_len, d_flags, d_next = (widen(field) for field in walk.read(read_at))
 
     def flag(bit: DescFlag) -> Any:
         return d_flags & int(bit) != 0
 
     code = Outcome.code
-    entries = z3.UDiv(d_len, DESC_SIZE)
+    entries = z3.LShR(d_len, DESC_SHIFT)
     enter = _chain(
+        walk,
         (z3.And(z3.Not(walk.indirect_ok), z3.Not(s.in_table)), code(errors.IndirectNotNegotiated)),
         (s.in_table, code(errors.NestedIndirect)),
         (flag(DescFlag.NEXT), code(errors.IndirectWithNext)),
-        (z3.Or(d_len == 0, z3.URem(d_len, DESC_SIZE) != 0), code(errors.BadIndirectTable)),
+        (z3.Or(d_len == 0, d_len & (DESC_SIZE - 1) != 0), code(errors.BadIndirectTable)),
         (z3.UGT(entries, walk.size), code(errors.ChainTooLong)),
         (z3.Not(contains(walk, d_addr, d_len)), code(errors.BufferOutOfBounds)),
         otherwise=w(Outcome.RUNNING),
@@ -145,12 +162,13 @@ def step(walk: Walk, s: WalkState) -> WalkState:
     total2 = s.total + d_len
     fresh = z3.Not(z3.Select(s.visited, d_next))
     add = _chain(
+        walk,
         (z3.Not(contains(walk, d_addr, d_len)), code(errors.BufferOutOfBounds)),
         (z3.And(z3.Not(writable), s.writable != 0), code(errors.ReadableAfterWritable)),
         (z3.UGT(readable2 + writable2, walk.size), code(errors.ChainTooLong)),
         (z3.UGE(total2, MAX_CHAIN_BYTES), code(errors.ChainLengthOverflow)),
         (z3.Not(flag(DescFlag.NEXT)), Outcome.RETURNED),
-        (z3.UGE(d_next, s.cur_size), code(errors.NextOutOfRange)),
+        (z3.UGE(d_next, s.cur_size + walk.next_slack), code(errors.NextOutOfRange)),
         (z3.Not(fresh), code(errors.DescriptorLoop)),
         otherwise=w(Outcome.RUNNING),
     )

@@ -3,7 +3,7 @@
 Not collected by pytest (its name does not start with test_). Run it from the repository
 root on a quiet machine:
 
-    PYTHONPATH=.:tests python tests/bench_ring.py [--seconds 2] [--machine-examples 20]
+    PYTHONPATH=.:tests python tests/bench_ring.py [--seconds 2] [--rounds 5] [--machine-examples 20]
 
 It measures, in one run:
 (a) reference round trips per second at queue size 256: `add_sgs` of one buffer of two
@@ -12,10 +12,12 @@ It measures, in one run:
     with no checks, no objects and no free-list records beyond one list; and the ratio
     a / b (the target is at least 25 %);
 (c) steps per second of the refinement state machine (tests/machines.py), counted as
-    invariant checks (one after the setup and one after every rule).
+    invariant checks (one after the setup and one after every rule);
+(d) the round trip of (a) for each pairing of the reference and Linux's ring code
+    (tests/bench_peers.py; skipped with VIRTIO_ORACLE_NO_PEERS=1).
 Figures go to docs/performance.md under "## Split ring". The packed ring (§2.8) is measured
-the same three ways beside it (same buffer, same size, `PackedDriver`/`PackedDevice`, a bare
-packed loop, `PackedQueueMachine`); its figures go under "## Packed ring".
+the same ways (a)-(c) beside it (same buffer, same size, `PackedDriver`/`PackedDevice`, a
+bare packed loop, `PackedQueueMachine`); its figures go under "## Packed ring".
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ import sys
 import time
 from collections.abc import Callable
 
+from bench_peers import pairing_loops
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import invariant, run_state_machine_as_test
 from machines import SplitQueueMachine
 from packed_machine import PackedQueueMachine
+from peers.build import peers_disabled
 
 from impl.chain import Segment
 from impl.layout import SplitLayout
@@ -221,22 +225,31 @@ def machine_steps(examples: int, machine: type = CountingMachine) -> tuple[int, 
     return CountingMachine.steps, time.perf_counter() - start
 
 
-def rate(loop: Callable[[int], None], seconds: float, repeats: int = 3) -> float:
-    """Best round trips per second over `repeats` runs of about `seconds` each."""
+def calibrate(loop: Callable[[int], None], seconds: float) -> int:
+    """Iterations of `loop` that take about `seconds`."""
     iterations = 1000
     while True:
         start = time.perf_counter()
         loop(iterations)
         elapsed = time.perf_counter() - start
         if elapsed >= seconds / 4:
-            break
+            return max(int(iterations * seconds / elapsed), 1)
         iterations *= 4
-    iterations = max(int(iterations * seconds / elapsed), 1)
-    best = 0.0
-    for _ in range(repeats):
-        start = time.perf_counter()
-        loop(iterations)
-        best = max(best, iterations / (time.perf_counter() - start))
+
+
+def best_rates(loops: list[Callable[[int], None]], seconds: float, rounds: int) -> list[float]:
+    """Best iterations per second of each loop, the loops taking turns `rounds` times.
+
+    Taking turns spreads the load of other processes over all loops alike, and the
+    best of several runs is the one least disturbed by them.
+    """
+    sizes = [calibrate(loop, seconds) for loop in loops]
+    best = [0.0] * len(loops)
+    for _ in range(rounds):
+        for i, (loop, iterations) in enumerate(zip(loops, sizes, strict=True)):
+            start = time.perf_counter()
+            loop(iterations)
+            best[i] = max(best[i], iterations / (time.perf_counter() - start))
     return best
 
 
@@ -256,29 +269,37 @@ def machine_description() -> str:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--machine-examples", type=int, default=20)
     parser.add_argument("--ring", choices=("split", "packed", "both"), default="both")
     args = parser.parse_args(argv)
     print(machine_description())
     if args.ring in ("split", "both"):
-        report("split", reference_loop, bare_loop, CountingMachine, args)
+        print("--- split ring")
+        reference, bare = best_rates([reference_loop, bare_loop], args.seconds, args.rounds)
+        print(f"(a) reference round trips/s (size {QUEUE_SIZE}): {reference:,.0f}")
+        print(f"(b) bare struct round trips/s:                {bare:,.0f}")
+        print(f"    ratio a/b: {reference / bare:.1%} (target >= 25 %)")
+        steps, elapsed = machine_steps(args.machine_examples)
+        print(f"(c) state-machine steps/s: {steps / elapsed:,.0f} "
+              f"({steps} steps in {elapsed:.1f} s)")
+        if not peers_disabled():
+            pairings = pairing_loops()
+            rates = best_rates(list(pairings.values()), args.seconds, args.rounds)
+            for name, pairing_rate in zip(pairings, rates, strict=True):
+                print(f"(d) {name}: {pairing_rate:,.0f} round trips/s")
     if args.ring in ("packed", "both"):
-        report("packed", packed_reference_loop, packed_bare_loop, CountingPackedMachine, args)
+        print("--- packed ring")
+        loops = [packed_reference_loop, packed_bare_loop]
+        reference, bare = best_rates(loops, args.seconds, args.rounds)
+        print(f"(a) reference round trips/s (size {QUEUE_SIZE}): {reference:,.0f}")
+        print(f"(b) bare struct round trips/s:                {bare:,.0f}")
+        print(f"    ratio a/b: {reference / bare:.1%}")
+        steps, elapsed = machine_steps(args.machine_examples, CountingPackedMachine)
+        print(f"(c) state-machine steps/s: {steps / elapsed:,.0f} "
+              f"({steps} steps in {elapsed:.1f} s)")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
-
-
-def report(name: str, reference_fn: Callable[[int], None], bare_fn: Callable[[int], None],
-           machine: type, args: argparse.Namespace) -> None:
-    """Measure (a), (b) and (c) for one ring type and print them."""
-    print(f"--- {name} ring")
-    reference = rate(reference_fn, args.seconds)
-    bare = rate(bare_fn, args.seconds)
-    print(f"(a) reference round trips/s (size {QUEUE_SIZE}): {reference:,.0f}")
-    print(f"(b) bare struct round trips/s:                {bare:,.0f}")
-    print(f"    ratio a/b: {reference / bare:.1%} (target >= 25 %)")
-    steps, elapsed = machine_steps(args.machine_examples, machine)
-    print(f"(c) state-machine steps/s: {steps / elapsed:,.0f} ({steps} steps in {elapsed:.1f} s)")
 
 
 if __name__ == "__main__":

@@ -45,7 +45,13 @@ from impl.memory import GuestMemory
 from impl.ring_math import advance, wrap
 from impl.spec import DESC_SIZE, MAX_CHAIN_BYTES, DescFlag, Feature, feature_mask
 from impl.split_device import SplitDevice
-from impl.testing import ADDR_LIMIT, CountingMemory, MockDriverRing, descriptor_tables
+from impl.testing import (
+    ADDR_LIMIT,
+    CountingMemory,
+    MockDriverRing,
+    descriptor_tables,
+    hostile_descriptors,
+)
 
 SIZE = 8
 INDIRECT = feature_mask(Feature.INDIRECT_DESC)
@@ -475,3 +481,57 @@ def test_random_tables_give_a_chain_or_a_chain_error_within_the_bound(
         assert dev.in_flight == {head: chain}
     check_walk_bound(mem, plain, size)
     assert dev.next_avail == wrap(1) and not dev.broken
+
+
+hostile_steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("desc"), st.integers(0, 15), hostile_descriptors(16, 4096)),
+        st.tuples(st.just("publish"), st.integers(0, 18), st.none()),
+        st.tuples(st.just("avail_idx"), st.integers(0, 0xFFFF), st.none()),
+        st.tuples(st.just("pop"), st.integers(1, 4), st.none()),
+        st.tuples(st.just("push"), st.integers(0, 15), st.none()),
+        st.tuples(st.just("reset"), st.none(), st.none()),
+    ),
+    max_size=30,
+)
+
+
+@given(size=st.sampled_from([1, 2, 16]), indirect=st.booleans(), steps=hostile_steps)
+def test_a_hostile_driver_meets_only_driver_errors(
+    size: int, indirect: bool, steps: list[tuple[str, object, object]]
+) -> None:
+    """Any sequence of raw ring writes and device calls: only DriverError or QueueBroken
+    escape, the device never holds more than `size` chains, and each pop stays in bound."""
+    mem, drv, dev = queue(size=size, features=INDIRECT if indirect else 0)
+    for op, arg, desc in steps:
+        if op == "desc":
+            assert isinstance(arg, int) and isinstance(desc, tuple)
+            drv.set_desc(arg % size, *desc)
+        elif op == "publish":
+            assert isinstance(arg, int)
+            drv.publish(arg % (size + 2))
+        elif op == "avail_idx":
+            assert isinstance(arg, int)
+            drv.set_avail_idx(arg)
+        elif op == "reset":
+            dev.reset()
+            drv.reset()
+        else:
+            assert isinstance(arg, int)
+            run_hostile_call(mem, dev, op, arg)
+        assert len(dev.in_flight) <= size
+
+
+def run_hostile_call(mem: CountingMemory, dev: SplitDevice, op: str, arg: int) -> None:
+    """One device call on a hostile ring: a typed rejection at worst, and bounded reads."""
+    plain = mem.uncounted()
+    for _ in range(arg if op == "pop" else 1):
+        mem.clear()
+        try:
+            if op == "pop":
+                dev.pop()
+            elif arg in dev.in_flight:
+                dev.push_used(arg, 0)
+        except (ChainError, RingCorruption, QueueBroken):
+            pass
+        check_walk_bound(mem, plain, dev.size)

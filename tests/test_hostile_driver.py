@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from impl.alloc import GuestAllocator
 from impl.chain import Segment
@@ -206,4 +208,46 @@ def test_honest_completions_out_of_order_are_accepted() -> None:
         pair.device.push(head, 1)
     assert [pair.driver.get_buf() for _ in heads] == [(heads[h], 1) for h in reversed(list(heads))]
     assert pair.driver.get_buf() is None
+    assert pair.driver.num_free == SIZE
+
+
+lies = st.lists(
+    st.one_of(
+        st.tuples(st.just("add"), st.integers(0, 3), st.integers(0, 3)),
+        st.tuples(st.just("push"), st.integers(0, SIZE + 2), st.integers(0, 4 * SEG)),
+        st.tuples(st.just("used_idx"), st.integers(0, 0xFFFF), st.just(0)),
+        st.tuples(st.just("get_buf"), st.just(0), st.just(0)),
+    ),
+    max_size=40,
+)
+
+
+@given(features=st.sampled_from([0, INDIRECT]), program=lies)
+def test_a_lying_device_meets_only_device_errors(
+    features: int, program: list[tuple[str, int, int]]
+) -> None:
+    """Any used-ring writes: only DeviceError or QueueBroken escape; each token comes back
+    at most once, only if it was added, and teardown returns exactly the rest."""
+    pair = Pair(features=features)
+    added: set[str] = set()
+    returned: list[str] = []
+    for step, (op, a, b) in enumerate(program):
+        try:
+            if op == "add" and a + b and not pair.driver.broken:
+                if pair.driver.num_free >= (1 if features and a + b > 1 else a + b):
+                    pair.add(f"t{step}", a, b)
+                    added.add(f"t{step}")
+            elif op == "push":
+                pair.device.push(a, b)
+            elif op == "used_idx":
+                pair.device.set_used_idx(a)
+            elif op == "get_buf":
+                got = pair.driver.get_buf()
+                if got is not None:
+                    returned.append(str(got[0]))
+        except (DeviceError, QueueBroken):
+            assert pair.driver.broken
+    assert len(returned) == len(set(returned)) and set(returned) <= added
+    rest = [str(token) for token in iter(pair.driver.detach_unused_buf, None)]
+    assert sorted(rest + returned) == sorted(added)
     assert pair.driver.num_free == SIZE

