@@ -283,7 +283,7 @@ def obligations() -> list[Obligation]:
                 "is_available", "is_used", "encode_event", "decode_event",
             )),
             bound="all sizes 1..32768, all positions, all 16-bit flags",
-            build=flag_claims,
+            parts=(position_claims, availability_claims),
         ),
         Obligation(
             name="proof_packed_need_event_2_8_10",
@@ -296,7 +296,7 @@ def obligations() -> list[Obligation]:
                 "impl.packed_device.PackedDevice.needs_notification",
             ),
             bound="all sizes 1..32768, all positions, fewer than 2*size passed (more: notify)",
-            build=notification_claims,
+            parts=(need_event_claims, decision_claims),
         ),
         Obligation(
             name="proof_packed_list_walk_2_8_6",
@@ -305,7 +305,7 @@ def obligations() -> list[Obligation]:
             spec_ids=("PACKED-DEV-007",),
             impl_functions=(wm + "advance", wm + "offset_of", "impl.packed_chain.read_list"),
             bound="all sizes 1..32768, all positions",
-            build=walk_claims,
+            parts=(walk_claims,),
         ),
         Obligation(
             name="proof_buffer_id_conservation_2_8_22",
@@ -315,6 +315,6 @@ def obligations() -> list[Obligation]:
             impl_functions=("impl.packed_driver.PackedDriver.add_sgs",
                             "impl.packed_driver.PackedDriver.get_buf"),
             bound="all sizes 1..32768, all 16-bit ids (inductive, pointwise)",
-            build=id_claims,
+            parts=(id_claims,),
         ),
     ]

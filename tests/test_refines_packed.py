@@ -35,28 +35,27 @@ def test_reference_packed_ring_refines_the_model() -> None:
     run_state_machine_as_test(build)
     assert any(m.crossed_avail for m in machines), "no run flipped the driver's wrap counter"
     assert any(m.crossed_used for m in machines), "no run flipped the device's wrap counter"
-    assert any(m.crossed_avail and m.layout.size == 32768 for m in machines), (
-        "no run of the largest ring flipped its wrap counter"
-    )
 
 
 @pytest.mark.spec("PACKED-DEV-001", "PACKED-DEV-002", "PACKED-DRV-004")
-@pytest.mark.parametrize("size", [1, 3, 7])
+@pytest.mark.parametrize(("size", "steps", "flips"), [(1, 10, 4), (3, 18, 4), (7, 34, 4),
+                                                     (32768, 6, 1)])
 @pytest.mark.parametrize(("event_idx", "indirect"), [(False, False), (True, True), (True, False)])
 @settings(max_examples=1, database=None)
 @given(st.none())
 def test_same_rules_across_many_wrap_flips(
-    size: int, event_idx: bool, indirect: bool, nothing: None
+    size: int, steps: int, flips: int, event_idx: bool, indirect: bool, nothing: None
 ) -> None:
     """A fixed program of the machine's own rules flips both counters many times.
 
     Every step is checked by the machine's invariants; chains of one to three
-    descriptors make the lists straddle the ring's end at varying offsets. (Run under
+    descriptors make the lists straddle the ring's end at varying offsets. The largest
+    ring starts one descriptor short of its end, so it flips too. (Run under
     `given` only so that the machine's `note()` calls have a test to report to.)
     """
     machine = PackedQueueMachine()
     machine.setup(size=size, event_idx=event_idx, indirect=indirect, behind=1)
-    for step in range(4 * size + 6):
+    for step in range(steps):
         parts = 1 + step % min(3, size)
         machine.add([b"d" * (step % 5 + 1)] * (parts - 1), [8])
         machine.kick_prepare()
@@ -67,4 +66,4 @@ def test_same_rules_across_many_wrap_flips(
         machine.get_buf()
         machine.refines_model()
         machine.ring_is_whole()
-    assert machine.avail_laps >= 4 and machine.used_laps >= 4
+    assert machine.avail_laps >= flips and machine.used_laps >= flips
