@@ -162,13 +162,11 @@ def test_reference_pair_passes_the_same_hunt() -> None:
     assert not machine_fails()
 
 
-@pytest.mark.spec("PACKED-DRV-004")
 def test_catches_driver_wrap_counter_not_flipped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(driver_module, "wrap_of", stuck_wrap)
     assert machine_fails()
 
 
-@pytest.mark.spec("PACKED-DEV-002")
 def test_catches_device_wrap_counter_not_flipped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(device_module, "wrap_of", stuck_wrap)
     assert machine_fails()
