@@ -214,3 +214,24 @@ class PackedQueueMachine(SplitQueueMachine):
                 break
             pos, seen = advance(pos, descs, size), seen + descs
         return ranges
+
+
+def run_fixed_program(machine: PackedQueueMachine, steps: int) -> None:
+    """A fixed program of the machine's own rules that makes every list cross the ring.
+
+    Each step adds a list of one to three descriptors, kicks, pops, completes one held
+    buffer (with the lost-interrupt check), re-arms callbacks (plain or delayed, in
+    turn) and reclaims one buffer, with the machine's invariants after each step. Call
+    `machine.setup(...)` first; run it under a Hypothesis test (the rules `note()`).
+    """
+    for step in range(steps):
+        parts = 1 + step % min(3, machine.layout.size)
+        machine.add([b"d" * (step % 5 + 1)] * (parts - 1), [8])
+        machine.kick_prepare()
+        machine.pop(count=2)
+        if machine.held:
+            machine.no_lost_interrupt()
+        machine.enable_cb(delayed=bool(step % 2))
+        machine.get_buf()
+        machine.refines_model()
+        machine.ring_is_whole()

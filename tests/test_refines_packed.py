@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import run_state_machine_as_test
-from packed_machine import PackedQueueMachine
+from packed_machine import PackedQueueMachine, run_fixed_program
 
 REFINEMENT_IDS = (
     "PACKED-DEV-001", "PACKED-DEV-002", "PACKED-DEV-004", "PACKED-DEV-005", "PACKED-DEV-006",
@@ -54,15 +54,5 @@ def test_same_rules_across_many_wrap_flips(
     """
     machine = PackedQueueMachine()
     machine.setup(size=size, event_idx=event_idx, indirect=indirect, behind=1)
-    for step in range(steps):
-        parts = 1 + step % min(3, size)
-        machine.add([b"d" * (step % 5 + 1)] * (parts - 1), [8])
-        machine.kick_prepare()
-        machine.pop(count=2)
-        if machine.held:
-            machine.no_lost_interrupt()
-        machine.enable_cb(delayed=bool(step % 2))
-        machine.get_buf()
-        machine.refines_model()
-        machine.ring_is_whole()
+    run_fixed_program(machine, steps)
     assert machine.avail_laps >= flips and machine.used_laps >= flips
