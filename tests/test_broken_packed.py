@@ -151,6 +151,14 @@ class ReusesId(PackedDriver):
         return ident
 
 
+class IgnoresRingFull(PackedDriver):
+    """Counts free ring descriptors wrongly: gives each list's descriptors back at once."""
+
+    def _expose(self, ident: int, elements: list[PackedDescriptor]) -> None:
+        super()._expose(ident, elements)
+        self.num_free += len(elements) - 1
+
+
 class NoSkip(PackedDevice):
     """Advances its used position by one descriptor, whatever the list's length."""
 
@@ -218,6 +226,11 @@ def test_catches_used_flags_written_before_the_id() -> None:
 
 def test_catches_buffer_id_reuse() -> None:
     assert machine_fails(driver_factory=driver_of(ReusesId))
+
+
+@pytest.mark.spec("PACKED-DRV-002", "PACKED-DRV-010")
+def test_catches_driver_overwriting_outstanding_descriptors() -> None:
+    assert machine_fails(driver_factory=driver_of(IgnoresRingFull))
 
 
 def test_catches_device_not_skipping_the_list() -> None:
