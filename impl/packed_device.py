@@ -33,7 +33,6 @@ from .spec import Feature, PackedDescFlag, PackedEventFlag, has_feature
 from .wrap_math import (
     advance,
     encode_event,
-    gap,
     is_available,
     notify_decision,
     offset_of,
@@ -189,10 +188,6 @@ class PackedDevice:
     def held_chain(self, ident: int) -> Chain:
         """The buffer the device read for a held id (its ring slots may be reused already)."""
         return self.in_flight[ident][0]
-
-    def pending_descs(self) -> int:
-        """Descriptors taken but not yet covered by a used descriptor."""
-        return int(gap(self.next_avail, self.next_used, self.size))
 
     # --- failure ---------------------------------------------------------------------
     def _check_live(self) -> None:
