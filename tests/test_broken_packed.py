@@ -113,13 +113,13 @@ def device_of(cls: type[PackedDevice]) -> Callable[..., PackedDevice]:
 class HeadFirst(PackedDriver):
     """Writes each descriptor whole, head first: the head is exposed before its list."""
 
-    def _expose(self, ident: int, elements: list[PackedDescriptor]) -> None:
+    def _expose(self, ident: int, elements: list[tuple[int, int, int]]) -> None:
         pos, last = self.next_avail, len(elements) - 1
         self.mem.barrier(Barrier.WRITE, "A")
-        for i, element in enumerate(elements):
-            flags = element.flags | avail_bits(wrap_of(pos, self.size))
+        for i, (addr, length, element_flags) in enumerate(elements):
+            flags = element_flags | avail_bits(wrap_of(pos, self.size))
             flags |= PackedDescFlag.NEXT if i < last else 0
-            desc = PackedDescriptor(addr=element.addr, len=element.len, id=ident, flags=flags)
+            desc = PackedDescriptor(addr=addr, len=length, id=ident, flags=flags)
             self.mem.write(self.layout.desc_addr(offset_of(pos, self.size)), desc.pack())
             pos = advance(pos, 1, self.size)
         self.next_avail = pos
