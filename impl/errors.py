@@ -399,6 +399,14 @@ class BusMisuse(UsageError):
     """A driver or device registered twice, or unregistered without being registered."""
 
     section = "3.1"
+
+
+class DevicePageFull(UsageError):
+    """The host tried to publish a device whose entry does not fit in the descriptor page."""
+
+    section = "4"
+
+
 # --- native peers (§2.7.5, §2.7.6) -------------------------------------------------------
 class PeerRejectedChain(ChainError):
     """A native peer device (Linux vringh) refused a chain and gave only an errno (§2.7.5).
@@ -537,7 +545,9 @@ class NetTxBadHeader(NetDriverError):
     section = "5.1.9.2.1"
     spec_ids = (
         "NET-DRV-015", "NET-DRV-016", "NET-DRV-018", "NET-DRV-019", "NET-DRV-020",
-        "NET-DRV-021", "NET-DRV-034", "NET-DRV-046",
+        "NET-DRV-021", "NET-DRV-026", "NET-DRV-027", "NET-DRV-028", "NET-DRV-034",
+        "NET-DRV-043", "NET-DRV-044", "NET-DRV-046", "NET-DRV-047", "NET-DEV-022",
+        "NET-DEV-024",
     )
 
 
@@ -601,7 +611,7 @@ class NetRxUsedTooShort(NetDeviceError):
 class NetRxNumBuffersInvalid(NetDeviceError):
     """num_buffers is 0, more than the buffers posted, or not 1 without MRG_RXBUF."""
 
-    section = "5.1.9.4"
+    section = "5.1.9.3.2"
     spec_ids = ("NET-DEV-027", "NET-DEV-028")
 
 
