@@ -283,11 +283,7 @@ def obligations() -> list[Obligation]:
                 "is_available", "is_used", "encode_event", "decode_event",
             )),
             bound="all sizes 1..32768, all positions, all 16-bit flags",
-<<<<<<< HEAD
             parts=(position_claims, availability_claims),
-=======
-            parts=(flag_claims,),
->>>>>>> main
         ),
         Obligation(
             name="proof_packed_need_event_2_8_10",
@@ -300,11 +296,7 @@ def obligations() -> list[Obligation]:
                 "impl.packed_device.PackedDevice.needs_notification",
             ),
             bound="all sizes 1..32768, all positions, fewer than 2*size passed (more: notify)",
-<<<<<<< HEAD
             parts=(need_event_claims, decision_claims),
-=======
-            parts=(notification_claims,),
->>>>>>> main
         ),
         Obligation(
             name="proof_packed_list_walk_2_8_6",
