@@ -469,3 +469,34 @@ NET_CTRL_HEADER_SIZE = 2
 
 NET_CTRL_MAC_ENTRIES_SIZE = 4
 """The le32 entry count in front of each MAC table (§5.1.9.5.2)."""
+
+
+# --- Feature bits no side of this project implements (§2.2, §6, §5.1.3) -------------------
+class UnimplementedFeature(IntEnum):
+    """§6 reserved bits that `Feature` does not list (named for model/not_applicable.tsv)."""
+
+    SUSPEND = 43
+
+
+class NetUnimplementedFeature(IntEnum):
+    """virtio-net bits (§5.1.3) that `NetFeature` does not list: no device here offers them
+    and no driver accepts them; model/not_applicable.tsv names them, and
+    tests/test_not_applicable.py checks that they stay unimplemented. Bits 64 and up live
+    in the third feature word."""
+
+    DEVICE_STATS = 50
+    HASH_TUNNEL = 51
+    VQ_NOTF_COAL = 52
+    NOTF_COAL = 53
+    GUEST_USO4 = 54
+    GUEST_USO6 = 55
+    GUEST_HDRLEN = 59
+    RSC_EXT = 61
+    STANDBY = 62
+    RSS_CONTEXT = 64
+    GUEST_UDP_TUNNEL_GSO = 65
+    GUEST_UDP_TUNNEL_GSO_CSUM = 66
+    HOST_UDP_TUNNEL_GSO = 67
+    HOST_UDP_TUNNEL_GSO_CSUM = 68
+    OUT_NET_HEADER = 69
+    IPSEC = 70

@@ -38,6 +38,8 @@ CLASS_PREFIXES = {
     "DeviceId": ("VIRTIO_ID_",),
     "MmioReg": ("VIRTIO_MMIO_",),
     "NetFeature": ("VIRTIO_NET_F_",),
+    "UnimplementedFeature": ("VIRTIO_F_",),
+    "NetUnimplementedFeature": ("VIRTIO_NET_F_",),
     "NetStatus": ("VIRTIO_NET_S_",),
     "NetHdrFlag": ("VIRTIO_NET_HDR_F_",),
     "NetGso": ("VIRTIO_NET_HDR_GSO_",),
@@ -141,7 +143,16 @@ NEWER_THAN_SOME_TREES = {
     "NetGso.UDP_TUNNEL_IPV4": "VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV4 is newer than Linux 6.1",
     "NetGso.UDP_TUNNEL_IPV6": "VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV6 is newer than Linux 6.1",
     "NetHdrFlag.UDP_TUNNEL_CSUM": "VIRTIO_NET_HDR_F_UDP_TUNNEL_CSUM is newer than Linux 6.1",
+    "UnimplementedFeature.SUSPEND": "VIRTIO_F_SUSPEND is newer than Linux 6.1",
 }
+# named for model/not_applicable.tsv; not in Linux 6.1 (some newer, some in the spec only)
+NEWER_THAN_SOME_TREES.update({
+    f"NetUnimplementedFeature.{member}": f"VIRTIO_NET_F_{member} is not in Linux 6.1"
+    for member in ("DEVICE_STATS", "HASH_TUNNEL", "VQ_NOTF_COAL", "GUEST_USO4", "GUEST_USO6",
+                   "GUEST_HDRLEN", "RSS_CONTEXT", "GUEST_UDP_TUNNEL_GSO",
+                   "GUEST_UDP_TUNNEL_GSO_CSUM", "HOST_UDP_TUNNEL_GSO",
+                   "HOST_UDP_TUNNEL_GSO_CSUM", "OUT_NET_HEADER", "IPSEC")
+})
 
 
 def our_constants() -> dict[str, int]:
