@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from .alloc import GuestAllocator
+from .buffer import check_buffer
 from .chain import Segment
 from .errors import (
-    BadBuffer,
     NoSpace,
     PackedUsedIdNotOutstanding,
     PackedUsedIdOutOfRange,
@@ -50,7 +50,6 @@ from .packed_layout import (
 )
 from .spec import (
     DESC_SIZE,
-    MAX_CHAIN_BYTES,
     Feature,
     PackedDescFlag,
     PackedEventFlag,
@@ -149,7 +148,7 @@ class PackedDriver:
         """
         self._check_live()
         segments = [(seg, 0) for seg in out] + [(seg, _WRITE) for seg in in_]
-        self._check_buffer(segments, token)
+        check_buffer(self.mem, self.size, segments, token)
         table = self._indirect_table(len(segments))
         needed = 1 if table is not None else len(segments)
         if self.num_free < needed:
@@ -174,19 +173,6 @@ class PackedDriver:
     def add_inbuf(self, segments: Sequence[Segment], token: Token) -> int:
         """Expose a device-writable buffer."""
         return self.add_sgs((), segments, token)
-
-    def _check_buffer(self, segments: list[tuple[Segment, int]], token: Token) -> None:
-        if token is None:
-            raise BadBuffer("a buffer needs a token other than None")
-        if not segments:
-            raise BadBuffer("a buffer needs at least one segment")
-        if len(segments) > self.size:
-            raise BadBuffer(f"{len(segments)} segments exceed queue size {self.size}")
-        if sum(seg.len for seg, _ in segments) >= MAX_CHAIN_BYTES:
-            raise BadBuffer("a buffer must stay below 2^32 bytes")
-        for seg, _ in segments:
-            if not self.mem.contains(seg.addr, seg.len):
-                raise BadBuffer(f"segment [{seg.addr:#x}, +{seg.len}) outside guest memory")
 
     def _indirect_table(self, parts: int) -> int | None:
         """Allocate an indirect table when it is negotiated and worth it (as the split driver)."""
