@@ -249,9 +249,9 @@ class BlkDevice:
                 self._serve_chain(index, queue, chain)
                 context.signal_used(index)
 
-    def held(self, index: int) -> list[int]:
-        """Heads of queue `index` taken and not yet served (deferred mode)."""
-        return list(self._held[index]) if index < len(self._held) else []
+    def held(self, index: int) -> dict[int, Chain]:
+        """Requests of queue `index` taken and not yet served (deferred mode), by head."""
+        return dict(self._held[index]) if 0 <= index < len(self._held) else {}
 
     def serve(self, index: int, head: int) -> None:
         """Serve the held request `head` of queue `index` now, and signal the driver."""

@@ -76,6 +76,9 @@ KNOWN_FEATURES = feature_mask(
 HEADER_AND_STATUS_DESCS = 2
 """Descriptors a request needs beyond its data segments: the header and the status."""
 
+MIN_RING_SIZE = HEADER_AND_STATUS_DESCS + 1
+"""The smallest ring that holds a request: header, one data segment, status."""
+
 
 class BlkOp:
     """One disk operation as the caller sees it; it may travel as several requests.
@@ -171,6 +174,8 @@ class BlkDriver:
             count = min(count, self.max_queues)
         names = [f"req.{i}" for i in range(count)]
         rings = vdev.find_vqs(names, [self._interrupt] * count)
+        if any(ring.size < MIN_RING_SIZE for ring in rings):
+            raise BlkBadConfig(f"a request queue smaller than {MIN_RING_SIZE} cannot carry one")
         self.queues = [_Queue(ring) for ring in rings]
         self.writeback = self._cache_mode(vdev)
 
