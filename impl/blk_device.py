@@ -180,6 +180,13 @@ class BlkDevice:
         self._held = [{} for _ in context.queues]
         self._apply_cache_mode()
 
+    def resize(self) -> None:
+        """Publish the disk's current capacity and raise a config change (BLK-DEV-018/019)."""
+        self.config = replace(self.config, capacity=self.disk.capacity)
+        self._limits = replace(self._limits, capacity=self.disk.capacity)
+        if self._context is not None:
+            self._context.config_changed()
+
     def _apply_cache_mode(self) -> None:
         """Writeback only when the driver knows of a cache and `writeback` is 1 (§5.2.6.2)."""
         if self._context is None:

@@ -123,6 +123,14 @@ class MemoryDisk:
         """Zero the sectors, as a write."""
         self.write(sector, bytes(count * BLK_SECTOR_SIZE))
 
+    def resize(self, capacity: int) -> None:
+        """Grow (with zeros) or shrink the disk to `capacity` sectors."""
+        size = capacity * BLK_SECTOR_SIZE
+        for image in (self._data, self._stable):
+            del image[size:]
+            image.extend(bytes(size - len(image)))
+        self._dirty = {(a, n) for a, n in self._dirty if a + n <= size}
+
     def stable_image(self) -> bytes:
         """The bytes persistent storage holds now (what a crash would leave)."""
         return bytes(self._stable)

@@ -40,6 +40,7 @@ class DirectHandle:
     devices: list[SplitDevice] = field(default_factory=list)
     callbacks: list[QueueCallback | None] = field(default_factory=list)
     resets_needed: list[VirtioError] = field(default_factory=list)
+    driver: VirtioDriver | None = None
     config_changes: int = 0
 
     @property
@@ -96,7 +97,10 @@ class DirectHandle:
                 callback(self.drivers[index])
 
     def config_changed(self) -> None:
+        """The configuration-change interrupt: the bus calls the driver's handler."""
         self.config_changes += 1
+        if self.driver is not None:
+            self.driver.config_changed(self)
 
     def needs_reset(self, error: VirtioError) -> None:
         self.resets_needed.append(error)
@@ -113,6 +117,7 @@ def connect(
     handle = DirectHandle(
         backend, mem, GuestAllocator(0, RING_REGION), buffer_allocator, features
     )
+    handle.driver = driver
     driver.probe(handle)
     queues: list[DeviceQueue | None] = list(handle.devices)
     backend.activate(

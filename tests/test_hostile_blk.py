@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from impl.blk_driver import KNOWN_FEATURES
 from impl.blk_layout import BlkReqHeader, DwzSegment
 from impl.errors import (
+    AvailIndexJump,
     BlkBadDataLength,
     BlkBadIdLength,
     BlkBadSegmentsLength,
@@ -378,3 +379,15 @@ def test_random_requests_never_crash(
         assert 1 <= answer.length <= writable
     if answer.status != OK or answer.length == 0:
         assert bench.disk.calls == [] and bench.image() == before
+
+
+@pytest.mark.spec("STATUS-DEV-002")
+def test_ring_corruption_asks_for_reset_and_touches_nothing(bench: RawBench) -> None:
+    """avail.idx jumping past the queue size: DEVICE_NEEDS_RESET, no request served."""
+    before = bench.image()
+    layout = bench.handle.drivers[0].layout
+    bench.handle.mem.write_u16(layout.avail_idx, layout.size + 5)
+    bench.device.queue_notify(0)
+    assert len(bench.handle.resets_needed) == 1
+    assert isinstance(bench.handle.resets_needed[0], AvailIndexJump)
+    assert bench.disk.calls == [] and bench.image() == before
