@@ -229,11 +229,18 @@ class BlkDevice:
 
     def _drain(self, index: int, queue: DeviceQueue) -> None:
         """Pop until the ring is empty and the re-check after re-enabling kicks finds nothing."""
-        while True:
-            queue.disable_notification()
-            self._pop_all(index, queue)
-            if not queue.enable_notification():
-                return
+        context = self._context
+        assert context is not None
+        try:
+            while True:
+                queue.disable_notification()
+                self._pop_all(index, queue)
+                if not queue.enable_notification():
+                    return
+        except RingCorruption as error:
+            context.needs_reset(error)  # the queue is broken until reset (§2.1)
+        except QueueBroken:
+            return  # reported when it broke
 
     def _pop_all(self, index: int, queue: DeviceQueue) -> None:
         """Pop chains until none is left; each at most `size` per pass (bounded work)."""
@@ -245,9 +252,6 @@ class BlkDevice:
             except ChainError:
                 context.signal_used(index)  # the queue returned it with length 0
                 continue
-            except (RingCorruption, QueueBroken) as error:
-                context.needs_reset(error)
-                return
             if chain is None:
                 return
             if self.defer:
