@@ -245,3 +245,15 @@ def test_driver_checks_what_the_device_returns(
     driver, _ = bind(LyingDevice(status, length))
     with pytest.raises(error):
         driver.read(0, 2)
+
+
+def test_plugged_requests_are_sent_with_one_kick() -> None:
+    device = BlkDevice(MemoryDisk(64), defer=True)
+    driver, _ = bind(device)
+    with driver.plugged():
+        ops = [driver.submit_read(i, 1) for i in range(5)]
+        assert device.held(0) == {}, "the device was notified while plugged"
+    assert len(device.held(0)) == 5
+    for head in list(device.held(0))[::-1]:
+        device.serve(0, head)
+    assert all(op.done for op in ops)
