@@ -100,6 +100,11 @@ class BlkOp:
         """Whether every part has completed."""
         return self._remaining == 0
 
+    @property
+    def remaining(self) -> int:
+        """Parts not yet completed (each is on a ring or in a backlog)."""
+        return self._remaining
+
     def _complete(self, part: int, data: bytes, error: VirtioError | None) -> None:
         self.data[part] = data
         if error is not None and self.error is None:

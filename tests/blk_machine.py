@@ -324,6 +324,9 @@ class BlkDiskMachine(RuleBasedStateMachine):
 
     @invariant()
     def nothing_lost(self) -> None:
-        """Every unfinished operation still has a part on a ring, held, or in a backlog."""
+        """Every unfinished part is on a ring or in a backlog; the device holds only those."""
         if self.ready:
-            assert all(p.op.done for p in self.pending.values()) or self.driver.outstanding
+            parts = sum(p.op.remaining for p in self.pending.values())
+            assert parts == self.driver.outstanding, f"{parts} parts unfinished, driver has "\
+                f"{self.driver.outstanding}"
+            assert len(self._held()) <= len(self.driver.in_flight)
