@@ -138,7 +138,7 @@ def test_writeback_write_waits_for_flush(disk_file: Path, synced: list[str]) -> 
     disk.close()
 
 
-@pytest.mark.spec("BLK-DRV-022", "BLK-DRV-023")
+@pytest.mark.spec("BLK-DRV-022")
 def test_switching_to_writethrough_syncs_later_writes(disk_file: Path, synced: list[str]) -> None:
     driver, device, disk = bind(disk_file, writeback=True)
     driver.set_writeback(False)

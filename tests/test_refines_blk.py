@@ -13,12 +13,9 @@ from blk_machine import BlkDiskMachine
 from hypothesis.stateful import run_state_machine_as_test
 
 REFINEMENT_IDS = (
-    "BLK-DRV-002", "BLK-DRV-003", "BLK-DRV-012", "BLK-DRV-013", "BLK-DRV-014",
-    "BLK-DRV-015", "BLK-DRV-016", "BLK-DRV-017", "BLK-DRV-018", "BLK-DRV-019",
-    "BLK-DRV-021", "BLK-DRV-022", "BLK-DRV-023", "BLK-DRV-024", "BLK-DRV-025",
-    "BLK-DRV-026",
-    "BLK-DEV-001", "BLK-DEV-020", "BLK-DEV-023", "BLK-DEV-024", "BLK-DEV-025",
-    "BLK-DEV-028",
+    "BLK-DRV-012", "BLK-DRV-013", "BLK-DRV-014", "BLK-DRV-015", "BLK-DRV-016",
+    "BLK-DRV-017", "BLK-DRV-018", "BLK-DRV-019", "BLK-DRV-021", "BLK-DRV-022",
+    "BLK-DRV-024", "BLK-DEV-025", "BLK-DEV-028",
 )
 
 
