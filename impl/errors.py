@@ -416,7 +416,7 @@ class BlkReadOnly(UsageError):
 
 
 class BlkBadRequest(UsageError):
-    """A request the driver may not form: data not in 512-byte sectors, no segments, too many."""
+    """A request the driver may not form: data not in whole 512-byte sectors, or no ranges."""
 
     section = "5.2.6.1"
-    spec_ids = ("BLK-DRV-016", "BLK-DRV-019", "BLK-DRV-021")
+    spec_ids = ("BLK-DRV-016",)
