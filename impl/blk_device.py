@@ -43,6 +43,7 @@ from .errors import (
     RingCorruption,
 )
 from .spec import (
+    BLK_CONFIG_SIZE,
     BLK_ID_BYTES,
     BLK_REQ_HEADER_SIZE,
     BLK_SECTOR_SIZE,
@@ -93,6 +94,7 @@ class BlkDevice:
         defer: bool = False,
     ) -> None:
         self.disk = disk
+        self.config_size = BLK_CONFIG_SIZE
         self.num_queues = num_queues
         self.queue_size = queue_size
         self._offered = self._offer(DEFAULT_FEATURES if features is None else features)

@@ -31,6 +31,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from .alloc import GuestAllocator
 from .blk_layout import BlkConfig, BlkReqHeader, DwzSegment
@@ -145,22 +146,38 @@ class _Queue:
         self.broken: VirtioError | None = None
 
 
+_Part = TypeVar("_Part")
+
+
+def _guest_part(vdev: VirtioDevice, name: str, kind: type[_Part]) -> _Part:
+    """The guest memory or allocator the bus offers on its device handle."""
+    part = getattr(vdev, name, None)
+    if not isinstance(part, kind):
+        raise BlkBadRequest(f"no {name} given and the device handle offers none")
+    return part
+
+
 class BlkDriver:
-    """A virtio-blk driver using guest memory `mem` and allocating buffers from `allocator`."""
+    """A virtio-blk driver using guest memory `mem` and allocating buffers from `allocator`.
+
+    Without them it takes the ones the bus's device handle offers (`BusDevice.mem`,
+    `.allocator`), as Linux's driver takes the kernel's.
+    """
 
     name = "virtio_blk"
     id_table: Sequence[DeviceMatch] = (DeviceMatch(DeviceId.BLOCK),)
 
     def __init__(
         self,
-        mem: GuestMemory,
-        allocator: GuestAllocator,
+        mem: GuestMemory | None = None,
+        allocator: GuestAllocator | None = None,
         *,
         feature_table: int = KNOWN_FEATURES,
         max_queues: int | None = None,
     ) -> None:
-        self.mem = mem
-        self.allocator = allocator
+        self._given = (mem, allocator)
+        self.mem = mem or GuestMemory(0)
+        self.allocator = allocator or GuestAllocator(0, 0)
         self.feature_table = feature_table
         self.max_queues = max_queues
         self.vdev: VirtioDevice | None = None
@@ -174,6 +191,9 @@ class BlkDriver:
     # --- probe (§5.2.5) ---------------------------------------------------------------
     def probe(self, vdev: VirtioDevice) -> None:
         """Read the config space, check it, derive limits and cache mode, find the queues."""
+        mem, allocator = self._given
+        self.mem = mem or _guest_part(vdev, "mem", GuestMemory)
+        self.allocator = allocator or _guest_part(vdev, "allocator", GuestAllocator)
         self.vdev = vdev
         self.config = self._read_config(vdev)
         count = self.config.num_queues if vdev.has_feature(BlkFeature.MQ) else 1

@@ -19,6 +19,10 @@ Rules:
   interrupt when a backend calls `context.config_changed()`.
 - A backend that finds the driver broke a rule it cannot recover from calls
   `context.needs_reset(error)`: the transport sets DEVICE_NEEDS_RESET (§2.1.2).
+- Optional: a backend may define `config_size` (int, bytes of config space). The
+  descriptor page publishes that many bytes; without it, 256, and `read_config` must
+  then answer zeros beyond its fields (`impl/device_core.DeviceCore.read_config`
+  pads a short answer with zeros and treats a raised `VirtioError` as zeros).
 
 Spec: §2.1 (status), §2.2 (features), §2.5 (config space), §2.6 (virtqueues),
 §4.2.3 (how virtio-mmio drives a device), §5.1 and §5.2 (the device types).

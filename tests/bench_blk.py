@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from direct_bus import connect, guest
+from blk_rig import blk_side
 
 from impl.blk_device import BlkDevice
 from impl.blk_driver import BlkDriver
@@ -75,9 +75,7 @@ def direct_run(disk: Disk, fd: int | None, ops: int, write: bool) -> None:
 
 def measure(name: str, disk: Disk, fd: int | None, ops: int) -> list[str]:
     rows = []
-    mem, alloc = guest(1 << 24)
-    driver = BlkDriver(mem, alloc)
-    connect(BlkDevice(disk, writeback=True), driver, mem, alloc)
+    driver = blk_side(BlkDevice(disk, writeback=True), mem_size=1 << 24).driver
     for write in (True, False):
         kind = "write" if write else "read"
         direct = best(lambda w=write: direct_run(disk, fd, ops, w))  # type: ignore[misc]

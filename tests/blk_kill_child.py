@@ -15,10 +15,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
-from direct_bus import connect, guest
+from blk_rig import blk_side
 
 from impl.blk_device import BlkDevice
-from impl.blk_driver import BlkDriver
 from impl.disk import FileDisk
 
 SECTOR = 512
@@ -33,9 +32,7 @@ def pattern(n: int) -> bytes:
 def main(path: str, mode: str) -> None:
     disk = FileDisk(path)
     device = BlkDevice(disk, writeback=mode == "writeback")
-    mem, alloc = guest(1 << 22)
-    driver = BlkDriver(mem, alloc)
-    connect(device, driver, mem, alloc)
+    driver = blk_side(device, transport="mmio").driver
     assert driver.writeback == (mode == "writeback")
     for n in range(disk.capacity):
         driver.write(n, pattern(n))

@@ -14,16 +14,15 @@ data segments of at most `size_max` bytes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from direct_bus import connect, guest
+from blk_rig import blk_side
 from hypothesis import note
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from impl.blk_device import BlkDevice
-from impl.blk_driver import KNOWN_FEATURES, BlkDriver, BlkOp
+from impl.blk_driver import KNOWN_FEATURES, BlkOp
 from impl.blk_layout import BlkReqHeader
 from impl.disk import MemoryDisk
 from impl.errors import (
@@ -38,7 +37,6 @@ from model.disk import DiskModel, Outcome, Status
 
 SECTOR = 512
 CAPACITY = 48
-Connect = Callable[..., object]
 
 ERROR_OF = {Status.IOERR: BlkIOError, Status.UNSUPP: BlkUnsupported}
 
@@ -68,9 +66,9 @@ counts = st.integers(min_value=0, max_value=12)
 class BlkDiskMachine(RuleBasedStateMachine):
     """Lockstep refinement of the virtio-blk driver+device against `DiskModel`."""
 
-    def __init__(self, bus: Connect = connect) -> None:
+    def __init__(self, transport: str = "direct") -> None:
         super().__init__()
-        self.bus = bus
+        self.transport = transport
         self.ready = False
 
     @initialize(
@@ -99,9 +97,9 @@ class BlkDiskMachine(RuleBasedStateMachine):
             max_discard_sectors=5, max_write_zeroes_seg=2, max_write_zeroes_sectors=5,
             serial=b"model-disk",
         )  # fmt: skip
-        mem, alloc = guest(1 << 22)
-        self.driver = BlkDriver(mem, alloc, feature_table=table)
-        self.handle = self.bus(self.device, self.driver, mem, alloc)
+        self.side = blk_side(self.device, transport=self.transport, known=table)
+        self.driver = self.side.driver
+        self.wce = self.driver._vdev().has_feature(BlkFeature.CONFIG_WCE)
         self.size_max, self.seg_max = size_max, seg_max
         self.model = DiskModel(
             CAPACITY, read_only=read_only, writeback=writeback, serial=b"model-disk"
@@ -204,7 +202,7 @@ class BlkDiskMachine(RuleBasedStateMachine):
               else self.driver.submit_raw(header, out_data=bytes(two)))  # fmt: skip
         self._track(Pending(op, "raw", CAPACITY - 1 + past, 2))
 
-    @precondition(lambda self: self.ready and self.handle.has_feature(BlkFeature.CONFIG_WCE))
+    @precondition(lambda self: self.ready and self.wce)
     @rule(on=st.booleans())
     def set_writeback(self, on: bool) -> None:
         """Switch the cache mode through config space."""
@@ -222,7 +220,7 @@ class BlkDiskMachine(RuleBasedStateMachine):
         """Serve any held request; the model decides its outcome; check finished operations."""
         queue, head = data.draw(st.sampled_from(sorted(self._held())), label="request")
         chain = self.device.held(queue)[head]
-        request = self.handle.drivers[queue].token_of(head)
+        request = self.side.rings[queue].token_of(head)
         pending = next(p for p in self.pending.values() if p.op is request.op)
         if pending.kind != "raw":
             self._check_limits(chain, request.in_len)

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from direct_bus import DirectHandle, connect, guest
+from blk_rig import guest
+from direct_bus import DirectDevice, bind
 
 from impl.alloc import GuestAllocator
 from impl.blk_device import BlkDevice
@@ -90,7 +91,7 @@ class RawBench:
 
     disk: RecordingDisk
     device: BlkDevice
-    handle: DirectHandle
+    handle: DirectDevice
     ring: DriverQueue
     alloc: GuestAllocator
 
@@ -109,7 +110,7 @@ class RawBench:
         device = BlkDevice(disk, queue_size=32, **device_kwargs)  # type: ignore[arg-type]
         mem, alloc = guest(1 << 22)
         driver = RawDriver(feature_table)
-        handle = connect(device, driver, mem, alloc)
+        handle = bind(driver, device, mem, alloc)
         assert driver.ring is not None
         disk.calls.clear()
         return cls(disk, device, handle, driver.ring, alloc)

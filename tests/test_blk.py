@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from blk_rig import TRANSPORTS, BlkSide, blk_side
 from blk_support import SECTOR, RecordingDisk
-from direct_bus import DirectHandle, connect, guest
 
 from impl.blk_device import BlkDevice
 from impl.blk_driver import KNOWN_FEATURES, BlkDriver
@@ -42,11 +42,13 @@ from impl.spec import (
 
 
 def bind(
-    device: BlkDevice, feature_table: int = KNOWN_FEATURES, **driver_kwargs: int
-) -> tuple[BlkDriver, DirectHandle]:
-    mem, alloc = guest(1 << 22)
-    driver = BlkDriver(mem, alloc, feature_table=feature_table, **driver_kwargs)
-    return driver, connect(device, driver, mem, alloc)
+    device: BlkDevice,
+    feature_table: int = KNOWN_FEATURES,
+    transport: str = "direct",
+    max_queues: int | None = None,
+) -> tuple[BlkDriver, BlkSide]:
+    side = blk_side(device, transport=transport, known=feature_table, max_queues=max_queues)
+    return side.driver, side
 
 
 # --- wire structures -----------------------------------------------------------------
@@ -88,8 +90,9 @@ def test_config_wce_is_never_offered_without_flush() -> None:
 @pytest.mark.spec("BLK-DEV-002")
 def test_writeback_reads_zero_when_wce_without_flush() -> None:
     device = BlkDevice(MemoryDisk(8), writeback=True)
-    _driver, handle = bind(device, KNOWN_FEATURES & ~feature_mask(BlkFeature.FLUSH))
-    assert handle.has_feature(BlkFeature.CONFIG_WCE) and not handle.has_feature(BlkFeature.FLUSH)
+    driver, _ = bind(device, KNOWN_FEATURES & ~feature_mask(BlkFeature.FLUSH))
+    vdev = driver._vdev()
+    assert vdev.has_feature(BlkFeature.CONFIG_WCE) and not vdev.has_feature(BlkFeature.FLUSH)
     assert device.read_config(BlkConfigOffset.WRITEBACK, 1) == b"\0"
     assert not device.disk.writeback
 
@@ -117,9 +120,10 @@ def test_config_writes_only_reach_writeback() -> None:
 
 
 # --- probe --------------------------------------------------------------------------
-def test_multiqueue_probe_and_requests_on_every_queue() -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_multiqueue_probe_and_requests_on_every_queue(transport: str) -> None:
     disk = MemoryDisk(64)
-    driver, _handle = bind(BlkDevice(disk, num_queues=3))
+    driver, _ = bind(BlkDevice(disk, num_queues=3), transport=transport)
     assert len(driver.queues) == 3
     for queue in range(3):
         op = driver.submit_write(queue, bytes([queue + 1]) * SECTOR, queue=queue)
@@ -143,15 +147,16 @@ def test_probe_refuses_impossible_config(setting: dict[str, int]) -> None:
 
 
 @pytest.mark.spec("BLK-DRV-011", "BLK-DEV-018", "BLK-DEV-019")
-def test_capacity_change_reaches_the_driver() -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_capacity_change_reaches_the_driver(transport: str) -> None:
     disk = MemoryDisk(8)
     device = BlkDevice(disk)
-    driver, handle = bind(device)
+    driver, side = bind(device, transport=transport)
     with pytest.raises(BlkOutOfRange):
         driver.read(8, 1)
     disk.resize(16)
     device.resize()
-    assert handle.config_changes == 1 and driver.capacity == 16
+    assert side.config_changes() == 1 and driver.capacity == 16
     assert driver.read(15, 1) == bytes(SECTOR)
 
 
@@ -201,10 +206,11 @@ def test_large_requests_are_split_to_the_limits() -> None:
     assert driver.read(0, 12) == bytes(12 * SECTOR)
 
 
-def test_full_ring_is_back_pressure_not_loss() -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_full_ring_is_back_pressure_not_loss(transport: str) -> None:
     disk = MemoryDisk(64)
     device = BlkDevice(disk, queue_size=4, defer=True)
-    driver, _ = bind(device, KNOWN_FEATURES & ~feature_mask(Feature.INDIRECT_DESC))
+    driver, _ = bind(device, KNOWN_FEATURES & ~feature_mask(Feature.INDIRECT_DESC), transport)
     ops = [driver.submit_write(i, bytes([i + 1]) * SECTOR) for i in range(10)]
     assert len(device.held(0)) == 1 and driver.outstanding == 10
     for _ in range(10):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from blk_kill_child import SECTOR, pattern
-from direct_bus import connect, guest
+from blk_rig import blk_side
 
 from impl.blk_device import BlkDevice
 from impl.blk_driver import BlkDriver
@@ -104,10 +104,7 @@ def synced(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def bind(path: Path, writeback: bool) -> tuple[BlkDriver, BlkDevice, FileDisk]:
     disk = FileDisk(path)
     device = BlkDevice(disk, writeback=writeback, defer=True)
-    mem, alloc = guest(1 << 22)
-    driver = BlkDriver(mem, alloc)
-    connect(device, driver, mem, alloc)
-    return driver, device, disk
+    return blk_side(device).driver, device, disk
 
 
 @pytest.mark.spec("BLK-DEV-028", "BLK-DRV-002")

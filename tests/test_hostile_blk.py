@@ -385,9 +385,9 @@ def test_random_requests_never_crash(
 def test_ring_corruption_asks_for_reset_and_touches_nothing(bench: RawBench) -> None:
     """avail.idx jumping past the queue size: DEVICE_NEEDS_RESET, no request served."""
     before = bench.image()
-    layout = bench.handle.drivers[0].layout
+    layout = bench.handle.queues[0].ring.layout
     bench.handle.mem.write_u16(layout.avail_idx, layout.size + 5)
     bench.device.queue_notify(0)
-    assert len(bench.handle.resets_needed) == 1
-    assert isinstance(bench.handle.resets_needed[0], AvailIndexJump)
+    assert len(bench.handle.reset_requests) == 1
+    assert isinstance(bench.handle.reset_requests[0], AvailIndexJump)
     assert bench.disk.calls == [] and bench.image() == before

@@ -1,0 +1,146 @@
+"""Every proof obligation can fail: fed a broken function, it returns a counterexample.
+
+Each mutant is a bug of the kind real ring code has had (an off-by-one, a missing
+16-bit mask, a slot taken modulo the wrong value, a walk without its loop check). The
+test hands the mutant to the obligation in place of the `impl` function and asserts the
+verdict is a counterexample whose values are concrete integers a person can read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from impl import errors, layout, ring_math
+from proofs import chain_walk, notification, ring_index, ring_layout
+from proofs.verdict import Status, Verdict, check_claims
+
+
+def _refuted(verdict: Verdict) -> None:
+    assert verdict.status is Status.COUNTEREXAMPLE, verdict
+    assert verdict.counterexample
+    assert all(isinstance(v, int | bool) for v in verdict.counterexample.values())
+    assert verdict.describe()
+
+
+def unmasked_advance(idx: Any, by: int = 1, bits: int = 16) -> Any:
+    """advance without the wrap: 0xffff + 1 becomes 0x10000."""
+    return idx + by
+
+
+def slot_mod_size_plus_one(idx: Any, size: int, bits: int = 16) -> Any:
+    """slot masking with `size` instead of `size - 1`."""
+    return idx & size & ring_math.mask(bits)
+
+
+def unmasked_distance(newer: Any, older: Any, bits: int = 16) -> Any:
+    """distance without the modulo: wrong once an index wraps past 65535."""
+    return newer - older
+
+
+def test_index_wraparound_can_fail_without_the_wrap_mask() -> None:
+    _refuted(check_claims(ring_index.slot_claims(advance=unmasked_advance)))
+
+
+def test_index_wraparound_can_fail_with_the_wrong_slot_mask() -> None:
+    _refuted(check_claims(ring_index.slot_claims(slot=slot_mod_size_plus_one)))
+
+
+def test_index_wraparound_in_flight_can_fail_without_the_modulo() -> None:
+    _refuted(check_claims(ring_index.in_flight_claims(in_flight=unmasked_distance)))
+
+
+@pytest.mark.spec("SPLIT-DRV-010", "INIT-DRV-007")
+def test_index_wraparound_idx_checks_can_fail_without_the_modulo() -> None:
+    _refuted(check_claims(ring_index.avail_check_claims(distance=unmasked_distance)))
+    _refuted(check_claims(ring_index.used_check_claims(distance=unmasked_distance)))
+
+
+
+def off_by_one_need_event(event: Any, new: Any, old: Any, bits: int = 16) -> Any:
+    """need_event testing `new - event` instead of `new - event - 1`."""
+    return ring_math.ult(ring_math.wrap(new - event, bits), ring_math.distance(new, old, bits))
+
+
+def half_masked_need_event(event: Any, new: Any, old: Any, bits: int = 16) -> Any:
+    """need_event that forgets the 16-bit wrap of `new - old`."""
+    return ring_math.ult(ring_math.wrap(new - event - 1, bits), new - old)
+
+
+def inclusive_need_event(event: Any, new: Any, old: Any, bits: int = 16) -> Any:
+    """need_event with `<=`: also fires when event == new (one entry too early)."""
+    import z3
+
+    return z3.ULE(ring_math.wrap(new - event - 1, bits), ring_math.distance(new, old, bits))
+
+
+@pytest.mark.spec("SPLIT-DRV-022", "SPLIT-DEV-011", "SPLIT-DRV-023", "SPLIT-DEV-012")
+@pytest.mark.parametrize(
+    "mutant", [off_by_one_need_event, half_masked_need_event, inclusive_need_event]
+)
+def test_need_event_obligation_can_fail(mutant: Any) -> None:
+    _refuted(check_claims(notification.need_event_claims(mutant)))
+    _refuted(check_claims(notification.claims(mutant)[1:]))
+
+
+
+def unaligned_modern(size: Any, base: Any = 0) -> layout.SplitLayout:
+    """The modern layout packed with no alignment at all."""
+    desc = base
+    avail = desc + layout.desc_table_bytes(size)
+    return layout.SplitLayout(size, desc, avail, avail + layout.avail_ring_bytes(size))
+
+
+def legacy_with_align_rounding_down(size: Any, base: Any = 0, queue_align: int = 4096) -> Any:
+    """The legacy layout rounding the used ring down to Queue Align (overlaps the avail ring)."""
+    avail = layout.align_up(base, queue_align) + layout.desc_table_bytes(size)
+    used = (avail + layout.avail_ring_bytes(size)) & ~(queue_align - 1)
+    return layout.SplitLayout(size, avail - layout.desc_table_bytes(size), avail, used)
+
+
+def avail_ring_without_used_event(size: Any) -> Any:
+    """The available ring's size forgetting its trailing used_event word."""
+    return 4 + 2 * size
+
+
+@pytest.mark.spec("SPLIT-DRV-001")
+def test_layout_obligation_can_fail() -> None:
+    _refuted(check_claims(ring_layout.claims(modern=unaligned_modern)))
+    _refuted(check_claims(ring_layout.claims(legacy=legacy_with_align_rounding_down)))
+    sizes = (layout.desc_table_bytes, avail_ring_without_used_event, layout.used_ring_bytes)
+    _refuted(check_claims(ring_layout.claims(part_sizes=sizes)))
+
+
+
+# --- the chain walk: mutants are walk_chain with one check removed or off by one ----------
+NO_LOOP_CHECK = frozenset({errors.DescriptorLoop})
+NO_LOOP_BOUND = frozenset({errors.DescriptorLoop, errors.ChainTooLong})
+
+
+@pytest.mark.spec("SPLIT-DRV-004", "SPLIT-DRV-007")
+def test_chain_termination_can_fail_without_the_visited_check() -> None:
+    claims = chain_walk.termination_claims(omit=NO_LOOP_CHECK)
+    verdict = check_claims(c for c in claims if "new and in range" in c.label)
+    _refuted(verdict)
+    assert "new and in range" in verdict.failed_claim
+
+
+@pytest.mark.spec("SPLIT-DRV-004", "SPLIT-DRV-007", "SPLIT-DEV-002")
+def test_chain_termination_can_fail_without_any_loop_bound() -> None:
+    _refuted(check_claims(chain_walk.termination_claims(omit=NO_LOOP_BOUND)))
+    _refuted(check_claims(chain_walk.unrolled_claims(2, omit=NO_LOOP_BOUND)))
+
+
+def test_chain_bounds_can_fail_with_an_off_by_one_next_check() -> None:
+    _refuted(check_claims(chain_walk.bounds_claims(next_slack=1)))
+
+
+def test_chain_bounds_can_fail_without_the_memory_check() -> None:
+    _refuted(check_claims(chain_walk.bounds_claims(omit=frozenset({errors.BufferOutOfBounds}))))
+
+
+@pytest.mark.spec("SPLIT-DRV-004")
+def test_chain_bounds_can_fail_without_the_length_check() -> None:
+    omit = frozenset({errors.ChainLengthOverflow})
+    _refuted(check_claims(chain_walk.bounds_claims(omit=omit)))
