@@ -55,6 +55,7 @@ from .memory import GuestMemory
 from .spec import (
     BLK_CONFIG_SIZE,
     BLK_ID_BYTES,
+    BLK_REQ_HEADER_SIZE,
     BLK_SECTOR_SIZE,
     BLK_STATUS_SIZE,
     MAX_CHAIN_BYTES,
@@ -77,6 +78,9 @@ KNOWN_FEATURES = feature_mask(
 
 HEADER_AND_STATUS_DESCS = 2
 """Descriptors a request needs beyond its data segments: the header and the status."""
+
+DATA_OFFSET = 64
+"""Where a request's data starts in its buffer block (after header and status; aligned)."""
 
 MIN_RING_SIZE = HEADER_AND_STATUS_DESCS + 1
 """The smallest ring that holds a request: header, one data segment, status."""
@@ -473,31 +477,33 @@ class BlkDriver:
             queue.ring.kick()
 
     def _place(self, request: _Request) -> bool:
-        """Allocate and fill the request's buffers; False (nothing held) when memory is short."""
-        header = self.allocator.alloc(len(request.header.pack()), 8)
-        data = self.allocator.alloc(max(len(request.out_data), request.in_len), 8)
-        status = self.allocator.alloc(BLK_STATUS_SIZE, 1)
-        request.buffers = [a for a in (header, data, status) if a is not None]
-        if header is None or data is None or status is None:
-            self._release(request)
+        """Allocate one block for header, status and data and fill it; False when memory is short.
+
+        Layout of the block: the header at 0, the status byte right after it, the data
+        from `DATA_OFFSET` on; one allocation per request keeps the allocator's free
+        list short however requests complete.
+        """
+        length = max(len(request.out_data), request.in_len)
+        base = self.allocator.alloc(DATA_OFFSET + length, DATA_OFFSET)
+        if base is None:
             if not self.in_flight:
                 raise BlkBadRequest("a request does not fit in the driver's guest memory")
             return False
-        self.mem.write(header, request.header.pack())
-        self.mem.write(data, request.out_data)
-        self.mem.write_u8(status, BlkStatus.IOERR)
-        request.status_addr = status
-        length = len(request.out_data) or request.in_len
-        request.in_segments = self._data_segments(data, length) if request.in_len else []
+        request.buffers = [base]
+        request.status_addr = base + BLK_REQ_HEADER_SIZE
+        self.mem.write(base, request.header.pack())
+        self.mem.write_u8(request.status_addr, BlkStatus.IOERR)
+        self.mem.write(base + DATA_OFFSET, request.out_data)
+        if request.in_len:
+            request.in_segments = self._data_segments(base + DATA_OFFSET, request.in_len)
         return True
 
     def _segments(self, request: _Request) -> tuple[list[Segment], list[Segment]]:
-        header_seg = Segment(request.buffers[0], len(request.header.pack()))
-        status_seg = Segment(request.status_addr, BLK_STATUS_SIZE)
-        out = [header_seg]
+        base = request.buffers[0]
+        out = [Segment(base, BLK_REQ_HEADER_SIZE)]
         if request.out_data:
-            out += self._data_segments(request.buffers[1], len(request.out_data))
-        return out, [*request.in_segments, status_seg]
+            out += self._data_segments(base + DATA_OFFSET, len(request.out_data))
+        return out, [*request.in_segments, Segment(request.status_addr, BLK_STATUS_SIZE)]
 
     def _release(self, request: _Request) -> None:
         for addr in request.buffers:
