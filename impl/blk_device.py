@@ -245,21 +245,29 @@ class BlkDevice:
             return  # reported when it broke
 
     def _pop_all(self, index: int, queue: DeviceQueue) -> None:
-        """Pop chains until none is left; each at most `size` per pass (bounded work)."""
+        """Pop chains until none is left, at most `size` per pass (bounded work).
+
+        The driver is signalled once per pass for everything used in it, as vhost does.
+        """
         context = self._context
         assert context is not None
-        for _ in range(queue.size):
-            try:
-                chain = queue.pop()
-            except ChainError:
-                context.signal_used(index)  # the queue returned it with length 0
-                continue
-            if chain is None:
-                return
-            if self.defer:
-                self._held[index][chain.head] = chain
-            else:
-                self._serve_chain(index, queue, chain)
+        used = 0
+        try:
+            for _ in range(queue.size):
+                try:
+                    chain = queue.pop()
+                except ChainError:
+                    used += 1  # the queue returned it with length 0
+                    continue
+                if chain is None:
+                    return
+                if self.defer:
+                    self._held[index][chain.head] = chain
+                else:
+                    self._serve_chain(index, queue, chain)
+                    used += 1
+        finally:
+            if used:
                 context.signal_used(index)
 
     def held(self, index: int) -> dict[int, Chain]:
