@@ -36,13 +36,16 @@ from impl.errors import (
     BlkWriteToReadOnly,
     BlkWrongDirection,
 )
+from impl.layout import Descriptor
 from impl.spec import (
     BLK_DWZ_F_UNMAP,
     BLK_ID_BYTES,
     BLK_T_BARRIER,
+    DESC_SIZE,
     BlkFeature,
     BlkReqType,
     BlkStatus,
+    DescFlag,
     feature_mask,
 )
 
@@ -391,3 +394,19 @@ def test_ring_corruption_asks_for_reset_and_touches_nothing(bench: RawBench) -> 
     assert len(bench.handle.reset_requests) == 1
     assert isinstance(bench.handle.reset_requests[0], AvailIndexJump)
     assert bench.disk.calls == [] and bench.image() == before
+
+
+def test_malformed_chain_is_returned_empty_and_the_queue_goes_on(bench: RawBench) -> None:
+    """A `next` pointing outside the table: used with length 0, disk untouched, next served."""
+    before = bench.image()
+    ring = bench.handle.queues[0].ring
+    head = ring.add_sgs([bench.place(header(BlkReqType.OUT, 1))], [bench.place(b"\0")], "bad")
+    raw = Descriptor.unpack(bench.handle.mem.read(ring.layout.desc_addr(head), DESC_SIZE))
+    broken = Descriptor(addr=raw.addr, len=raw.len, flags=raw.flags | DescFlag.NEXT,
+                        next=ring.size)  # fmt: skip
+    bench.handle.mem.write(ring.layout.desc_addr(head), broken.pack())
+    bench.ring.kick()
+    assert bench.ring.get_buf() == ("bad", 0)
+    assert bench.disk.calls == [] and bench.image() == before
+    answer = bench.send([header(BlkReqType.IN, 2)], [SECTOR, 1])
+    assert answer.status == OK and answer.length == SECTOR + 1
