@@ -4,6 +4,7 @@
 
 - "direct": `direct_bus` (no registers; the driver talks to the backend directly);
 - "mmio": a virtio-mmio version 2 register window, scanned and probed by the bus;
+- "mmio-legacy": a virtio-mmio version 1 window (no VERSION_1, no FEATURES_OK);
 - "page": the descriptor-page bus (lguest style).
 
 `BlkSide.rings[i]` is the driver half of queue i (the tests read `token_of` from it to
@@ -29,7 +30,7 @@ from impl.interrupts import InterruptController
 from impl.memory import GuestMemory
 from impl.mmio import MmioDevice, MmioSpace, MmioWindow
 from impl.mmio_driver import scan_mmio
-from impl.spec import MMIO_VERSION_MODERN, Status
+from impl.spec import MMIO_VERSION_LEGACY, MMIO_VERSION_MODERN, Status
 from impl.split_driver import SplitDriver
 
 GUEST_BASE = 0x10000
@@ -37,7 +38,7 @@ MMIO_BASE = 0x1000_0000
 MMIO_IRQ = 1
 PAGE_ADDR = 0x1000
 PAGE_IRQ = 32
-TRANSPORTS = ("direct", "mmio", "page")
+TRANSPORTS = ("direct", "mmio", "mmio-legacy", "page")
 
 
 @dataclass
@@ -96,15 +97,17 @@ def _attach(
 ) -> DeviceCore:
     """Put `device` behind `transport`, register `driver`, let the guest find the device."""
     bus.register_driver(driver)
-    core = DeviceCore(device, mem)
+    legacy = transport == "mmio-legacy"
+    core = DeviceCore(device, mem, legacy=legacy)
     if transport == "page":
         host = DevicePageHost(mem, PAGE_ADDR, irqs)
         host.add(core, PAGE_IRQ)
         scan_devpage(mem, PAGE_ADDR, host.hypercall, bus)
         return core
-    assert transport == "mmio", f"unknown transport {transport}"
+    assert legacy or transport == "mmio", f"unknown transport {transport}"
     space = MmioSpace(irqs)
     window = MmioWindow(base=MMIO_BASE, irq=MMIO_IRQ)
-    space.attach(window, MmioDevice(core, version=MMIO_VERSION_MODERN))
+    version = MMIO_VERSION_LEGACY if legacy else MMIO_VERSION_MODERN
+    space.attach(window, MmioDevice(core, version=version))
     scan_mmio(space, [window], bus)
     return core
