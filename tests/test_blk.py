@@ -8,6 +8,7 @@ lying device caught by the driver (bad status byte, wrong used length, bad confi
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from blk_rig import TRANSPORTS, BlkSide, blk_side
@@ -19,6 +20,7 @@ from impl.blk_layout import BlkConfig, BlkReqHeader, DwzSegment
 from impl.blk_request import scatter
 from impl.chain import Chain
 from impl.device import DeviceQueue
+from impl.device_core import DeviceCore
 from impl.disk import MemoryDisk
 from impl.errors import (
     BlkBadConfig,
@@ -36,6 +38,7 @@ from impl.spec import (
     BlkFeature,
     BlkReqType,
     Feature,
+    Status,
     feature_mask,
     has_feature,
 )
@@ -263,3 +266,47 @@ def test_plugged_requests_are_sent_with_one_kick() -> None:
     for head in list(device.held(0))[::-1]:
         device.serve(0, head)
     assert all(op.done for op in ops)
+
+
+@pytest.mark.spec("BLK-DRV-004")
+def test_writeback_is_read_only_after_features_ok() -> None:
+    """Over virtio-mmio every config read covering `writeback` comes after FEATURES_OK.
+
+    (The descriptor page is not checked this way: its host copies the whole config
+    space into the page on its own, so backend reads there are not the driver's.)
+    """
+    seen: list[int] = []
+
+    class Watched(BlkDevice):
+        core: Any = None
+
+        def read_config(self, offset: int, length: int) -> bytes:
+            if offset <= BlkConfigOffset.WRITEBACK < offset + length and self.core is not None:
+                seen.append(self.core.status)
+            return super().read_config(offset, length)
+
+    device = Watched(MemoryDisk(8))
+    original = DeviceCore.__init__
+
+    def remember(core: DeviceCore, backend: Any, *args: Any, **kwargs: Any) -> None:
+        original(core, backend, *args, **kwargs)
+        backend.core = core
+
+    DeviceCore.__init__ = remember  # type: ignore[method-assign]
+    try:
+        driver, _ = bind(device, transport="mmio")
+    finally:
+        DeviceCore.__init__ = original  # type: ignore[method-assign]
+    assert seen, "the driver never read writeback"
+    assert all(status & Status.FEATURES_OK for status in seen)
+    assert driver.writeback is False
+
+
+@pytest.mark.spec("BLK-DEV-026")
+def test_write_zeroes_may_unmap_is_clear_as_nothing_is_deallocated() -> None:
+    disk = MemoryDisk(8)
+    driver, _ = bind(BlkDevice(disk))
+    assert driver._vdev().read_config(BlkConfigOffset.WRITE_ZEROES_MAY_UNMAP, 1) == b"\0"
+    driver.write(0, b"\xff" * 8 * SECTOR)
+    driver.write_zeroes([(0, 8)], unmap=True)
+    assert disk.image() == bytes(8 * SECTOR)
