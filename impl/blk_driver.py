@@ -242,6 +242,7 @@ class BlkDriver:
         for queue in self.queues:
             while (token := queue.ring.detach_unused_buf()) is not None:
                 if isinstance(token, _Request):
+                    self.in_flight.pop(token, None)
                     self._finish(token, b"", gone)
             while queue.backlog:
                 self._finish(queue.backlog.popleft(), b"", gone)

@@ -310,3 +310,16 @@ def test_write_zeroes_may_unmap_is_clear_as_nothing_is_deallocated() -> None:
     driver.write(0, b"\xff" * 8 * SECTOR)
     driver.write_zeroes([(0, 8)], unmap=True)
     assert disk.image() == bytes(8 * SECTOR)
+
+
+def test_remove_fails_every_pending_request_once() -> None:
+    device = BlkDevice(MemoryDisk(64), queue_size=4, defer=True)
+    driver, side = bind(device, KNOWN_FEATURES & ~feature_mask(Feature.INDIRECT_DESC))
+    ops = [driver.submit_read(i, 1) for i in range(5)]
+    assert len(device.held(0)) == 1 and driver.outstanding == 5
+    device.reset()
+    driver.remove(side.handle)
+    assert all(op.done for op in ops) and driver.outstanding == 0
+    for op in ops:
+        with pytest.raises(BlkIOError):
+            op.result()
