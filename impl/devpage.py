@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .device_core import DeviceCore
-from .errors import UnknownHypercall
+from .errors import DevicePageFull, UnknownHypercall
 from .interrupts import InterruptController
 from .layout import align_up
 from .memory import GuestMemory
@@ -146,7 +146,7 @@ class DevicePageHost:
         config_len = int(getattr(core.backend, "config_size", CONFIG_LIMIT))
         entry = EntryLayout(start, len(core.queues), config_len)
         if entry.end + 1 > self.page + DEVPAGE_SIZE:
-            raise ValueError("the descriptor page is full")
+            raise DevicePageFull(f"an entry of {entry.end - start} bytes does not fit")
         self.entries.append((entry, core, irq))
         core.on_interrupt = lambda: self._interrupt(entry, core, irq)
         core.on_publish = lambda: self.sync(entry, core, irq)

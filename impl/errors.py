@@ -401,6 +401,14 @@ class BusMisuse(UsageError):
     """A driver or device registered twice, or unregistered without being registered."""
 
     section = "3.1"
+
+
+class DevicePageFull(UsageError):
+    """The host tried to publish a device whose entry does not fit in the descriptor page."""
+
+    section = "4"
+
+
 # --- native peers (§2.7.5, §2.7.6) -------------------------------------------------------
 class PeerRejectedChain(ChainError):
     """A native peer device (Linux vringh) refused a chain and gave only an errno (§2.7.5).
@@ -603,7 +611,7 @@ class NetRxUsedTooShort(NetDeviceError):
 class NetRxNumBuffersInvalid(NetDeviceError):
     """num_buffers is 0, more than the buffers posted, or not 1 without MRG_RXBUF."""
 
-    section = "5.1.9.4"
+    section = "5.1.9.3.2"
     spec_ids = ("NET-DEV-027", "NET-DEV-028")
 
 

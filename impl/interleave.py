@@ -5,18 +5,20 @@ Rules:
   shared access it makes is a scheduling point. A state is the memory (`Shared`, with
   store buffers per the chosen `MemoryModel`) plus, per side, its read history and how
   many accesses it has made: nothing else can differ, since the code is deterministic.
-- The events from a state: a side makes its next access. A read has one event per
-  value it may return: which of the other side's buffered (and, in WEAK, queued)
-  writes it observes is chosen at the read (`weak_memory.read_choices`), the only
-  moment the choice can be seen. The search is a
-  breadth-first walk over states with a visited set, so it is exhaustive over every
-  schedule, each state is expanded once, and the first failure found has the fewest
-  scheduling decisions: that trace is the counterexample printed.
-- Partial-order reduction, two sound pieces: (1) the state cache merges every order
-  of independent events that reaches the same state (commuting diamonds); (2) an
-  access that only `side` can observe (a write into its own store buffer, a read its
-  buffer fully serves, a barrier that changes nothing another side sees) is merged into
-  the step before it, since it commutes with every other event and cannot be disabled.
+- The events from a state: a side makes its next access; a read has one event per
+  value it may return. The search is a breadth-first walk over states with a visited
+  set, so it is exhaustive over every schedule, each state is expanded once, and the
+  first failure found has the fewest scheduling decisions: that trace is the
+  counterexample printed.
+- Partial-order reduction, three sound pieces (tests/test_interleavings_reduction.py
+  checks them against a naive enumeration): (1) the state cache merges every order of
+  independent events that reaches the same state (commuting diamonds); (2) an access
+  that only its own side can observe (a write into its own store buffer, a read its
+  buffer fully serves, a barrier that changes nothing another side sees) is merged
+  into the step before it, since it commutes with every other event and cannot be
+  disabled; (3) buffered writes become visible lazily: which of the other side's
+  writes a read observes is chosen at that read (`weak_memory.read_choices`), the
+  only moment the choice can be seen, instead of a flush event at every moment.
 - `interleavings` counts the schedules the states stand for (paths in the state graph
   from the start to a finished state); `executions` counts distinct finished states,
   each checked once after draining all buffers (quiescence).
@@ -115,9 +117,15 @@ class Report:
         )
 
     def counterexample(self) -> str:
-        """The failure and the trace that leads to it, one scheduling decision a line."""
+        """The failure and its trace: numbered decisions, merged accesses under them."""
         lines = [f"{self.model}: {self.failure}"]
-        lines += [f"{number:3d}. {line}" for number, line in enumerate(self.trace, 1)]
+        number = 0
+        for line in self.trace:
+            if line.startswith(" "):
+                lines.append(f"     {line}")
+            else:
+                number += 1
+                lines.append(f"{number:3d}. {line}")
         return "\n".join(lines)
 
 
@@ -340,13 +348,13 @@ class Explorer:
         """
         began = time.perf_counter()
         report = Report(self.model.name, executions=1, interleavings=1)
-        lines: list[str] = []
-        state = self._start(lines)
+        opening: list[str] = []
+        state = self._start(opening)
+        lines = _grouped(opening)
         while events := self._events(state):
             log: list[str] = []
             state = self._step(state, events[choose(len(events))], log)
-            lines.append(log[0])
-            lines += [f"     {line}" for line in log[1:]]
+            lines += _grouped(log)
             report.states += 1
         report.failure = self.check(self._finish(state))
         if report.failure is not None:
@@ -361,14 +369,19 @@ class Explorer:
         while link is not None:
             path.append(link[1])
             link = parent[link[0]]
-        lines: list[str] = []
-        state = self._start(lines)
+        opening: list[str] = []
+        state = self._start(opening)
+        lines = _grouped(opening)
         for event in reversed(path):
             log: list[str] = []
             state = self._step(state, event, log)
-            lines.append(log[0])
-            lines += [f"     {line}" for line in log[1:]]
+            lines += _grouped(log)
         return lines
+
+
+def _grouped(log: list[str]) -> list[str]:
+    """One scheduling decision: its first access, then the merged ones indented."""
+    return log[:1] + [f"  {line}" for line in log[1:]]
 
 
 def _count_paths(start: State, successors: dict[State, list[State]]) -> int:
@@ -391,8 +404,7 @@ def _count_paths(start: State, successors: dict[State, list[State]]) -> int:
 
 
 def _show(value: bytes) -> str:
-    """A value as a person reads it: small scalars (indices, ids, lengths) as integers,
-    anything else (descriptors, data) as its bytes in hex."""
+    """A value as a person reads it: small scalars as integers, anything else in hex."""
     number = int.from_bytes(value, "little")
     if len(value) <= 8 and number < 1 << 16:
         return str(number)

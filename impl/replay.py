@@ -130,6 +130,8 @@ class ScriptedMemory(GuestMemory):
 def _caller(depth: int) -> str:
     """The name of the function `depth` frames up: the one that called memory (for traces)."""
     frame = sys._getframe(depth)
+    while frame.f_code.co_name.startswith("<") and frame.f_back is not None:
+        frame = frame.f_back  # a comprehension: name the function it runs in
     owner = frame.f_locals.get("self")
     prefix = f"{type(owner).__name__}." if owner is not None else ""
     return prefix + frame.f_code.co_name

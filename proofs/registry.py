@@ -80,7 +80,6 @@ def _unrolled(size: int) -> Callable[[], list[Claim]]:
 _WALK_FUNCTIONS = (
     "impl.chain.walk_chain",
     "impl.chain._enter_indirect",
-    "impl.chain._Walk.add",
     "impl.chain.read_descriptor",
     "impl.memory.GuestMemory.contains",
 )

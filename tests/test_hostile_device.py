@@ -166,6 +166,8 @@ def test_loop_inside_indirect_table() -> None:
 
 @pytest.mark.spec("SPLIT-DRV-007", "SPLIT-DEV-002")
 def test_indirect_table_longer_than_queue_size() -> None:
+    """A direct chain cannot outgrow the queue without revisiting a descriptor (a loop,
+    above); a table can."""
     _, drv, dev = queue()
     drv.indirect_chain(0, SIZE + 1, 0)
     drv.publish(0)

@@ -18,6 +18,7 @@ from transport_rig import PAGE_ADDR, Platform, round_trip
 from impl.devpage import VQ_DESC, VQ_MAX_SIZE, VQ_READY, VQ_SIZE, EntryLayout
 from impl.devpage_driver import DevPageTransport, scan_devpage
 from impl.errors import (
+    DevicePageFull,
     DriverError,
     IllegalStatusWrite,
     QueueConfigInvalid,
@@ -214,3 +215,13 @@ def test_any_page_edits_and_hypercalls_never_raise_and_a_reset_recovers(
             assert rig.host.hypercall(number, arg0, arg1, arg2) in (0, -1)
     assert all(isinstance(v, DriverError) for v in rig.core.violations)
     rig.assert_recovers()
+
+
+def test_publishing_more_than_the_page_holds_is_a_usage_error() -> None:
+    platform = Platform()
+    platform.add_page_device(EchoDevice(DeviceId.NET, config=bytes(200)))
+    with pytest.raises(DevicePageFull):
+        for _ in range(40):
+            platform.add_page_device(EchoDevice(DeviceId.NET, config=bytes(200)))
+    scan = scan_devpage(platform.mem, PAGE_ADDR, platform.host.hypercall, platform.bus)
+    assert scan.error is None and len(scan.registered) == len(platform.host.entries)

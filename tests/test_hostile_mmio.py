@@ -43,6 +43,7 @@ from impl.spec import (
 from impl.stubs import MODERN_FEATURES, EchoDevice, EchoDriver
 
 LIVE = Status.ACKNOWLEDGE | Status.DRIVER | Status.FEATURES_OK | Status.DRIVER_OK
+LEGACY_LIVE = Status.ACKNOWLEDGE | Status.DRIVER | Status.DRIVER_OK
 RING = 0x40000
 
 
@@ -53,6 +54,7 @@ class Rig:
         self.platform = Platform()
         self.backend = EchoDevice(DeviceId.BLOCK, queues=(8,))
         self.core: DeviceCore = self.platform.add_mmio(self.backend, legacy=legacy)
+        self.legacy = legacy
         self.window = self.platform.windows[0]
         device = self.platform.space.device_at(self.window.base)
         assert device is not None
@@ -98,7 +100,8 @@ class Rig:
         self.platform.bus.register_driver(driver)
         scan = scan_mmio(self.platform.space, self.platform.windows, self.platform.bus)
         (device,) = scan.registered
-        assert device.driver is driver and self.core.status == LIVE
+        assert device.driver is driver
+        assert self.core.status == (LEGACY_LIVE if self.legacy else LIVE)
         round_trip(self.platform, device, 0, b"again", "t")
         self.platform.irqs.deliver_all()
         assert driver.received == [("t", 5)]
@@ -143,6 +146,7 @@ def test_modern_only_registers_are_undefined_on_a_legacy_device(offset: int) -> 
     rig = Rig(legacy=True)
     rig.write(offset, 1)
     assert rig.read(offset) == 0 and rig.recorded(BadRegisterAccess)
+    rig.assert_recovers()
 
 
 @pytest.mark.spec("MMIO-DRV-001", "MMIO-DEV-001", "MMIO-DEV-002")
@@ -389,8 +393,7 @@ def test_any_register_traffic_never_raises_and_a_reset_recovers(
         else:
             assert 0 <= rig.read(offset, width) < 1 << (8 * width)
     assert all(isinstance(v, DriverError) for v in rig.core.violations)
-    if not legacy:
-        rig.assert_recovers()
+    rig.assert_recovers()
 
 
 @pytest.mark.spec("INIT-DEV-001")
@@ -417,3 +420,24 @@ def test_the_device_never_offers_transport_features_it_does_not_implement(legacy
     if legacy:
         expected &= ~feature_mask(Feature.VERSION_1)
     assert transport.get_features() == core.offered_features == expected
+
+
+@pytest.mark.spec("MMIO-DRV-009", "MMIO-DRV-010")
+@pytest.mark.parametrize("fault", ["no page size", "bad align", "bad size", "while ready"])
+def test_legacy_queue_pfn_with_a_bad_setup_is_refused(fault: str) -> None:
+    rig = Rig(legacy=True)
+    rig.status(Status.ACKNOWLEDGE)
+    rig.status(Status.ACKNOWLEDGE, Status.DRIVER)
+    rig.write(MmioReg.QUEUE_SEL, 0)
+    rig.write(MmioReg.QUEUE_NUM, 6 if fault == "bad size" else 8)
+    rig.write(MmioReg.GUEST_PAGE_SIZE, 0 if fault == "no page size" else 4096)
+    rig.write(MmioReg.QUEUE_ALIGN, 3000 if fault == "bad align" else 4096)
+    if fault == "while ready":
+        rig.write(MmioReg.QUEUE_PFN, RING // 4096)
+        assert rig.read(MmioReg.QUEUE_PFN) == RING // 4096
+        rig.write(MmioReg.QUEUE_PFN, 2 * RING // 4096)
+        assert rig.read(MmioReg.QUEUE_PFN) == RING // 4096 and rig.recorded(QueueBusy)
+    else:
+        rig.write(MmioReg.QUEUE_PFN, RING // 4096)
+        assert rig.read(MmioReg.QUEUE_PFN) == 0 and rig.recorded(QueueConfigInvalid)
+    rig.assert_recovers()

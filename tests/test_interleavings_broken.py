@@ -21,7 +21,7 @@ from support.ordering import Scenario, interrupt_scenario, kick_scenario, pollin
 
 from impl.memory import Barrier
 from impl.ring_math import advance, need_event, slot, wrap
-from impl.spec import UsedFlag
+from impl.spec import AvailFlag, UsedFlag
 from impl.split_device import SplitDevice
 from impl.split_driver import SplitDriver
 from impl.weak_memory import MODELS, PSO, SC, TSO, WEAK, MemoryModel
@@ -114,6 +114,41 @@ class EarlyEventRead(SplitDriver):
         return not self._early & UsedFlag.NO_NOTIFY
 
 
+class DeviceEarlyEventRead(SplitDevice):
+    """Reads used_event / avail.flags before publishing used.idx, decides from that."""
+
+    def _write_used(self, head: int, written: int) -> None:
+        elem = self.layout.used_ring(slot(self.next_used, self.size))
+        self.mem.write_u32(elem, head)
+        self.mem.write_u32(elem + 4, written)
+        self.mem.barrier(Barrier.WRITE, "C")
+        self.mem.barrier(Barrier.FULL, "D")
+        if self.event_idx:
+            self._early = self.mem.read_u16(self.layout.used_event)
+        else:
+            self._early = self.mem.read_u16(self.layout.avail_flags)
+        self.next_used = advance(self.next_used)
+        self.mem.write_u16(self.layout.used_idx, self.next_used)
+        self._unsignalled += 1
+
+    def needs_notification(self) -> bool:
+        self._unsignalled = 0
+        old, self._signalled_used = self._signalled_used, self.next_used
+        if self.event_idx:
+            return bool(need_event(self._early, self.next_used, old))
+        return not self._early & AvailFlag.NO_INTERRUPT
+
+
+class NotifiesOnce(SplitDevice):
+    """Interrupts when used.idx reaches 2 (buffer 1, the first returned in the race),
+    asked or not (a spurious interrupt is allowed, SPLIT-DRV-015), and never again: an
+    early interrupt the check must not count for a buffer returned after it."""
+
+    def needs_notification(self) -> bool:
+        super().needs_notification()
+        return bool(self.next_used == 2)
+
+
 class DeviceNoRecheck(SplitDevice):
     """Re-enables kicks but never looks at avail.idx again (goes idle at once)."""
 
@@ -155,32 +190,45 @@ class DriverFencesFirst(SplitDriver):
             self.mem.write_u16(self.layout.used_event, event)
 
 
-def _driver(cls: type) -> Callable[..., Any]:
+def _factory(cls: type) -> Callable[..., Any]:
     return lambda mem, layout, features, start: cls(mem, layout, features, initial_index=start)
 
 
 MISPLACED = [
     pytest.param(
-        kick_scenario, {"driver_factory": _driver(EarlyEventRead)}, SC,
+        kick_scenario, {"driver_factory": _factory(EarlyEventRead)}, SC,
         id="driver-reads-event-before-publishing", marks=pytest.mark.spec("SPLIT-DRV-025"),
     ),
     pytest.param(
-        kick_scenario, {"device_factory": _driver(DeviceNoRecheck)}, SC,
+        interrupt_scenario, {"device_factory": _factory(DeviceEarlyEventRead)}, SC,
+        id="device-reads-event-before-publishing",
+    ),
+    pytest.param(
+        kick_scenario, {"device_factory": _factory(DeviceNoRecheck)}, SC,
         id="device-no-recheck",
     ),
     pytest.param(
-        interrupt_scenario, {"driver_factory": _driver(DriverNoRecheck)}, SC,
+        interrupt_scenario, {"driver_factory": _factory(DriverNoRecheck)}, SC,
         id="driver-no-recheck",
     ),
     pytest.param(
-        kick_scenario, {"device_factory": _driver(DeviceFencesFirst)}, TSO,
+        kick_scenario, {"device_factory": _factory(DeviceFencesFirst)}, TSO,
         id="device-fences-before-enabling",
     ),
     pytest.param(
-        interrupt_scenario, {"driver_factory": _driver(DriverFencesFirst)}, TSO,
+        interrupt_scenario, {"driver_factory": _factory(DriverFencesFirst)}, TSO,
         id="driver-fences-before-enabling",
     ),
 ]
+
+
+def test_an_early_notification_does_not_excuse_a_later_one() -> None:
+    """The lost wake-up check counts only decisions made after the work left behind."""
+    for event_idx in (False, True):
+        scenario = interrupt_scenario(event_idx, device_factory=_factory(NotifiesOnce))
+        report = scenario.explore(SC)
+        print(report.counterexample())
+        assert (report.failure or "").startswith("lost wake-up")
 
 
 @pytest.mark.parametrize(("build", "factories", "needed"), MISPLACED)

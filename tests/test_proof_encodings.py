@@ -163,6 +163,9 @@ _EDGES = [  # table, indirect table: the outcomes random tables rarely reach
     (_pad(Descriptor(addr=INDIRECT_AT, len=32, flags=_IND | _WRITE)),
      _pad(Descriptor(addr=0, len=8, flags=_NEXT, next=1),
           Descriptor(addr=0, len=8, flags=_NEXT | _WRITE, next=0))),
+    # one direct buffer, then a 2-entry table in a queue of 2: refused before the table
+    (_pad(Descriptor(addr=0, len=1, flags=_NEXT, next=1),
+          Descriptor(addr=INDIRECT_AT, len=32, flags=_IND)), _pad(Descriptor(addr=0, len=1))),
 ]
 
 
@@ -205,6 +208,7 @@ def _reader(mem: GuestMemory) -> Reader:
 @example(size=2, table=_EDGES[2][0], indirect=_EDGES[2][1], head=0, indirect_ok=True, huge=False)
 @example(size=2, table=_EDGES[3][0], indirect=_EDGES[3][1], head=0, indirect_ok=True, huge=False)
 @example(size=2, table=_EDGES[4][0], indirect=_EDGES[4][1], head=0, indirect_ok=True, huge=False)
+@example(size=2, table=_EDGES[5][0], indirect=_EDGES[5][1], head=0, indirect_ok=True, huge=False)
 def test_walk_encoding_matches_walk_chain(
     size: int, table: list[Descriptor], indirect: list[Descriptor], head: int,
     indirect_ok: bool, huge: bool,

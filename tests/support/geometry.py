@@ -101,7 +101,7 @@ def field_namer(geometry: Geometry) -> Callable[[int], str]:
     }
     for i in range(size):
         named[lay.avail_ring(i)] = f"avail.ring[{i}]"
-        named[lay.used_ring(i)] = f"used.ring[{i}].id"
+        named[lay.used_ring(i)] = f"used.ring[{i}]"
         named[lay.used_ring(i) + 4] = f"used.ring[{i}].len"
         named[lay.desc_addr(i)] = f"desc[{i}]"
     for i in range(geometry.buffers + 1):

@@ -11,6 +11,8 @@ notification modes (flags and VIRTIO_F_EVENT_IDX) and both directions:
   suppressed; it reclaims, re-enables interrupts, re-checks, and goes idle. The device
   concurrently writes two buffers' data, returns each used and asks whether to
   interrupt after each.
+* `polling` (event index, §2.7.7): callbacks stay on; the driver's interrupt handler
+  reclaims until `get_buf` finds nothing while the device returns the last buffer.
 
 A first round, run before the concurrent part, moves both indices to 1 and leaves the
 other side's event field stale (avail_event / used_event at 0): so in event-index mode
@@ -19,7 +21,9 @@ too, only the re-enable write can make the other side notify, and the race is li
 `check` runs after each complete execution, once every buffered write has landed:
 no side raised; every buffer the consumer took holds exactly what the producer wrote
 (no buffer seen before its descriptors and data are complete); no lost wake-up (work
-left in the ring while the consumer went idle and no notification was sent); and the
+left in the ring while the consumer went idle, and none of the producer's notification
+decisions made after publishing that work said to notify: a notification is latched
+until the consumer looks again, as an eventfd or a pending interrupt is); and the
 refinement: the memory decodes (`impl.observer.abstract`) to the view of the model
 replayed with the operations each side made.
 """
@@ -155,8 +159,9 @@ class _Pair:
             Side("device", _program(self.device, self.base, device_script)),
         )
         mode = "event_idx" if self.event_idx else "flags"
+        shape = "" if g == STANDARD else f" (size {g.size}, {g.buffers} buffers, from {g.start})"
         memory = self.base.read(0, g.memory_size)
-        return Scenario(f"{name}/{mode}", sides, memory, check, field_namer(g))
+        return Scenario(f"{name}/{mode}{shape}", sides, memory, check, field_namer(g))
 
 
 def _pair(
@@ -238,10 +243,10 @@ def _check_kick(pair: _Pair, done: Finished) -> str | None:
         else:
             replay.disable_notification()
     pending = distance(done.memory.read_u16(g.layout.avail_idx), dev.next_avail)
-    if pending and not any(kicks):
+    if pending and not any(kicks[-pending:]):
         return (
             f"lost wake-up: {pending} buffer(s) left available, the device went idle "
-            "with notifications enabled, and the driver sent no kick"
+            "with notifications enabled, and the driver sent no kick after publishing them"
         )
     return _refines(done, pair, drv, dev, replay)
 
@@ -329,10 +334,10 @@ def _check_used(pair: _Pair, returned: list[int], done: Finished) -> str | None:
         else:
             replay.disable_cb()
     pending = distance(done.memory.read_u16(g.layout.used_idx), drv.last_used_idx)
-    if pending and not any(interrupts):
+    if pending and not any(interrupts[-pending:]):
         return (
             f"lost wake-up: {pending} used buffer(s) not reclaimed, the driver went idle "
-            "with interrupts enabled, and the device sent no interrupt"
+            "with interrupts enabled, and the device sent no interrupt after returning them"
         )
     return _refines(done, pair, drv, dev, replay)
 
