@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from impl.blk_device import BlkDevice
-from impl.blk_driver import KNOWN_FEATURES, BlkOp
+from impl.blk_driver import KNOWN_FEATURES, BlkDriver, BlkOp
 from impl.blk_layout import BlkReqHeader
 from impl.disk import MemoryDisk
 from impl.errors import (
@@ -66,9 +66,16 @@ counts = st.integers(min_value=0, max_value=12)
 class BlkDiskMachine(RuleBasedStateMachine):
     """Lockstep refinement of the virtio-blk driver+device against `DiskModel`."""
 
-    def __init__(self, transport: str = "direct") -> None:
+    def __init__(
+        self,
+        transport: str = "direct",
+        disk_class: type[MemoryDisk] = MemoryDisk,
+        device_class: type[BlkDevice] = BlkDevice,
+        driver_class: type[BlkDriver] = BlkDriver,
+    ) -> None:
         super().__init__()
         self.transport = transport
+        self.classes = (disk_class, device_class, driver_class)
         self.ready = False
 
     @initialize(
@@ -90,14 +97,17 @@ class BlkDiskMachine(RuleBasedStateMachine):
             table &= ~feature_mask(Feature.INDIRECT_DESC)
         if not ring_bits & 2:
             table &= ~feature_mask(Feature.EVENT_IDX)
-        self.disk = MemoryDisk(CAPACITY, read_only=read_only)
-        self.device = BlkDevice(
+        disk_class, device_class, driver_class = self.classes
+        self.disk = disk_class(CAPACITY, read_only=read_only)
+        self.device = device_class(
             self.disk, num_queues=num_queues, queue_size=queue_size, size_max=size_max,
             seg_max=seg_max, writeback=writeback, defer=True, max_discard_seg=2,
             max_discard_sectors=5, max_write_zeroes_seg=2, max_write_zeroes_sectors=5,
             serial=b"model-disk",
         )  # fmt: skip
-        self.side = blk_side(self.device, transport=self.transport, known=table)
+        self.side = blk_side(
+            self.device, transport=self.transport, known=table, driver_class=driver_class
+        )
         self.driver = self.side.driver
         self.wce = self.driver._vdev().has_feature(BlkFeature.CONFIG_WCE)
         self.size_max, self.seg_max = size_max, seg_max

@@ -67,10 +67,11 @@ def blk_side(
     known: int = KNOWN_FEATURES,
     mem_size: int = 4 << 20,
     max_queues: int | None = None,
+    driver_class: type[BlkDriver] = BlkDriver,
 ) -> BlkSide:
-    """Bind a fresh `BlkDriver` to `device` over `transport` in a fresh guest memory."""
+    """Bind a fresh `driver_class` to `device` over `transport` in a fresh guest memory."""
     mem, allocator = guest(mem_size)
-    driver = BlkDriver(feature_table=known, max_queues=max_queues)
+    driver = driver_class(feature_table=known, max_queues=max_queues)
     if transport == "direct":
         handle = bind(driver, device, mem, allocator)
         rings = [queue.ring for queue in handle.queues]
