@@ -12,14 +12,10 @@ Rules:
   data segments of at most `size_max` bytes, nor more discard/write-zeroes segments or
   sectors than the device allows (BLK-DRV-019, BLK-DRV-021). `submit_*` return a
   `BlkOp` at once; many may be in flight on several queues and complete in any order.
-- A full ring is back-pressure, never a drop: a request that does not fit waits in the
-  queue's backlog and is sent, in order, as completions free descriptors.
-- Completions are checked: the status byte must be OK, IOERR or UNSUPP and the used
-  length exactly data + status for OK, at least the status byte otherwise; a lie fails
-  the request with a `DeviceError`, and a queue the ring layer finds broken fails
-  everything outstanding on it. IOERR and UNSUPP become `BlkIOError`/`BlkUnsupported`.
-- Buffers live in guest memory from the driver's allocator (Linux's kmalloc) and are
-  freed when their request completes.
+- Each queue is a `blk_queue.RequestQueue`: it owns the backlog (a full ring is
+  back-pressure, never a drop), the buffers in guest memory (from the driver's
+  allocator, Linux's kmalloc) and the checks on each completion. IOERR and UNSUPP
+  reach the caller as `BlkIOError`/`BlkUnsupported` from `BlkOp.result()`.
 
 Spec: §5.2 (block device), §5.2.5 (initialization, cache mode), §5.2.6 (requests),
 §3.1 (the bus calls probe), §2.7.13 (supplying buffers).
@@ -27,42 +23,32 @@ Spec: §5.2 (block device), §5.2.5 (initialization, cache mode), §5.2.6 (reque
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import TypeVar
 
 from .alloc import GuestAllocator
 from .blk_layout import BlkConfig, BlkReqHeader, DwzSegment
-from .chain import Segment
+from .blk_queue import BlkOp, PendingRequest, RequestQueue
 from .driver import DeviceMatch, DriverQueue, VirtioDevice
 from .errors import (
     BlkBadConfig,
     BlkBadRequest,
-    BlkBadStatus,
-    BlkBadUsedLength,
     BlkIOError,
     BlkOutOfRange,
     BlkReadOnly,
     BlkUnsupported,
-    DeviceError,
-    NoSpace,
-    QueueBroken,
-    VirtioError,
 )
 from .memory import GuestMemory
 from .spec import (
     BLK_CONFIG_SIZE,
     BLK_ID_BYTES,
-    BLK_REQ_HEADER_SIZE,
     BLK_SECTOR_SIZE,
-    BLK_STATUS_SIZE,
     MAX_CHAIN_BYTES,
     BlkConfigOffset,
     BlkFeature,
     BlkReqType,
-    BlkStatus,
     DeviceId,
     Feature,
     feature_mask,
@@ -79,75 +65,8 @@ KNOWN_FEATURES = feature_mask(
 HEADER_AND_STATUS_DESCS = 2
 """Descriptors a request needs beyond its data segments: the header and the status."""
 
-DATA_OFFSET = 64
-"""Where a request's data starts in its buffer block (after header and status; aligned)."""
-
 MIN_RING_SIZE = HEADER_AND_STATUS_DESCS + 1
 """The smallest ring that holds a request: header, one data segment, status."""
-
-
-class BlkOp:
-    """One disk operation as the caller sees it; it may travel as several requests.
-
-    `done` once every part completed; `result()` then returns the data read (or the
-    id string, or b"") or raises the first part's error.
-    """
-
-    __slots__ = ("_remaining", "data", "error")
-
-    def __init__(self, parts: int) -> None:
-        self._remaining = parts
-        self.data: list[bytes] = [b""] * parts
-        self.error: VirtioError | None = None
-
-    @property
-    def done(self) -> bool:
-        """Whether every part has completed."""
-        return self._remaining == 0
-
-    @property
-    def remaining(self) -> int:
-        """Parts not yet completed (each is on a ring or in a backlog)."""
-        return self._remaining
-
-    def _complete(self, part: int, data: bytes, error: VirtioError | None) -> None:
-        self.data[part] = data
-        if error is not None and self.error is None:
-            self.error = error
-        self._remaining -= 1
-
-    def result(self) -> bytes:
-        """The data (parts joined in order), or the first error raised."""
-        if not self.done:
-            raise BlkBadRequest("the operation has not completed yet")
-        if self.error is not None:
-            raise self.error
-        return b"".join(self.data)
-
-
-@dataclass(eq=False)
-class _Request:
-    """One request on a ring: its bytes, where its buffers are, and what to report to."""
-
-    op: BlkOp
-    part: int
-    header: BlkReqHeader
-    out_data: bytes = b""
-    in_len: int = 0
-    buffers: list[int] = field(default_factory=list)
-    status_addr: int = 0
-    in_segments: list[Segment] = field(default_factory=list)
-
-
-class _Queue:
-    """A driver-side request queue: the ring and the backlog waiting for room on it."""
-
-    __slots__ = ("backlog", "broken", "ring")
-
-    def __init__(self, ring: DriverQueue) -> None:
-        self.ring = ring
-        self.backlog: deque[_Request] = deque()
-        self.broken: VirtioError | None = None
 
 
 _Part = TypeVar("_Part")
@@ -186,11 +105,9 @@ class BlkDriver:
         self.max_queues = max_queues
         self.vdev: VirtioDevice | None = None
         self.config = BlkConfig(capacity=0)
-        self.queues: list[_Queue] = []
+        self.queues: list[RequestQueue] = []
         self.writeback = False
         self._next_queue = 0
-        self._plugged = False
-        self.in_flight: dict[_Request, _Queue] = {}
 
     # --- probe (§5.2.5) ---------------------------------------------------------------
     def probe(self, vdev: VirtioDevice) -> None:
@@ -207,7 +124,8 @@ class BlkDriver:
         rings = vdev.find_vqs(names, [self._interrupt] * count)
         if any(ring.size < MIN_RING_SIZE for ring in rings):
             raise BlkBadConfig(f"a request queue smaller than {MIN_RING_SIZE} cannot carry one")
-        self.queues = [_Queue(ring) for ring in rings]
+        size_max = self.config.size_max
+        self.queues = [RequestQueue(ring, self.mem, self.allocator, size_max) for ring in rings]
         self.writeback = self._cache_mode(vdev)
 
     def _read_config(self, vdev: VirtioDevice) -> BlkConfig:
@@ -240,12 +158,7 @@ class BlkDriver:
         """After the bus reset the device: take back every buffer and fail what was pending."""
         gone = BlkIOError("the device was removed")
         for queue in self.queues:
-            while (token := queue.ring.detach_unused_buf()) is not None:
-                if isinstance(token, _Request):
-                    self.in_flight.pop(token, None)
-                    self._finish(token, b"", gone)
-            while queue.backlog:
-                self._finish(queue.backlog.popleft(), b"", gone)
+            queue.detach(gone)
         self.queues = []
 
     def config_changed(self, vdev: VirtioDevice) -> None:
@@ -280,7 +193,7 @@ class BlkDriver:
         op = BlkOp(len(chunks))
         for part, (start, n) in enumerate(chunks):
             header = BlkReqHeader(type=BlkReqType.IN, sector=start)
-            self._send(_Request(op, part, header, in_len=n * BLK_SECTOR_SIZE), queue)
+            self._send(PendingRequest(op, part, header, in_len=n * BLK_SECTOR_SIZE), queue)
         return op
 
     def submit_write(self, sector: int, data: bytes, queue: int | None = None) -> BlkOp:
@@ -295,24 +208,24 @@ class BlkDriver:
             offset = (start - sector) * BLK_SECTOR_SIZE
             piece = data[offset : offset + n * BLK_SECTOR_SIZE]
             header = BlkReqHeader(type=BlkReqType.OUT, sector=start)
-            self._send(_Request(op, part, header, out_data=piece), queue)
+            self._send(PendingRequest(op, part, header, out_data=piece), queue)
         return op
 
     def submit_flush(self, queue: int | None = None) -> BlkOp:
         """Start a flush; without VIRTIO_BLK_F_FLUSH there is no cache and it completes at once."""
         if not self._vdev().has_feature(BlkFeature.FLUSH):
             op = BlkOp(1)
-            op._complete(0, b"", None)
+            op.complete(0, b"", None)
             return op
         op = BlkOp(1)
-        self._send(_Request(op, 0, BlkReqHeader(type=BlkReqType.FLUSH)), queue)
+        self._send(PendingRequest(op, 0, BlkReqHeader(type=BlkReqType.FLUSH)), queue)
         return op
 
     def submit_get_id(self, queue: int | None = None) -> BlkOp:
         """Start fetching the 20-byte device id string."""
         op = BlkOp(1)
         header = BlkReqHeader(type=BlkReqType.GET_ID)
-        self._send(_Request(op, 0, header, in_len=BLK_ID_BYTES), queue)
+        self._send(PendingRequest(op, 0, header, in_len=BLK_ID_BYTES), queue)
         return op
 
     def submit_discard(self, ranges: Sequence[tuple[int, int]], queue: int | None = None) -> BlkOp:
@@ -330,7 +243,7 @@ class BlkDriver:
     ) -> BlkOp:
         """Send one request exactly as given, with no check (for tests of the device)."""
         op = BlkOp(1)
-        self._send(_Request(op, 0, header, out_data=out_data, in_len=in_len), queue)
+        self._send(PendingRequest(op, 0, header, out_data=out_data, in_len=in_len), queue)
         return op
 
     def read(self, sector: int, count: int) -> bytes:
@@ -360,12 +273,13 @@ class BlkDriver:
     @contextmanager
     def plugged(self) -> Iterator[None]:
         """Queue requests without notifying, then kick every queue once (Linux's blk_plug)."""
-        self._plugged = True
+        for queue in self.queues:
+            queue.plugged = True
         try:
             yield
         finally:
-            self._plugged = False
             for queue in self.queues:
+                queue.plugged = False
                 if queue.broken is None:
                     queue.ring.kick()
 
@@ -378,12 +292,17 @@ class BlkDriver:
     def poll(self) -> None:
         """Reap every queue's completions, as the interrupt handler would."""
         for queue in self.queues:
-            self._interrupt(queue.ring)
+            queue.interrupt()
 
     @property
     def outstanding(self) -> int:
         """Requests on the rings plus requests waiting in backlogs."""
-        return len(self.in_flight) + sum(len(q.backlog) for q in self.queues)
+        return sum(queue.outstanding for queue in self.queues)
+
+    @property
+    def in_flight(self) -> set[PendingRequest]:
+        """Requests on the rings (not those waiting in backlogs)."""
+        return set().union(*(queue.in_flight for queue in self.queues))
 
     # --- building requests --------------------------------------------------------------
     def _submit_dwz(
@@ -409,7 +328,7 @@ class BlkDriver:
         op = BlkOp(len(batches))
         for part, batch in enumerate(batches):
             body = b"".join(seg.pack() for seg in batch)
-            self._send(_Request(op, part, BlkReqHeader(type=kind), out_data=body), queue)
+            self._send(PendingRequest(op, part, BlkReqHeader(type=kind), out_data=body), queue)
         return op
 
     def _chunks(self, sector: int, count: int) -> list[tuple[int, int]]:
@@ -427,11 +346,6 @@ class BlkDriver:
         total = min(segs * per_seg, MAX_CHAIN_BYTES - BLK_SECTOR_SIZE)
         return max(BLK_SECTOR_SIZE, total - total % BLK_SECTOR_SIZE)
 
-    def _data_segments(self, addr: int, length: int) -> list[Segment]:
-        """Cut a data buffer into segments of at most size_max bytes."""
-        step = self.config.size_max or length or 1
-        return [Segment(a, min(step, addr + length - a)) for a in range(addr, addr + length, step)]
-
     def _check_range(self, sector: int, count: int) -> None:
         if sector < 0 or count < 0 or sector + count > self.config.capacity:
             raise BlkOutOfRange(f"sectors {sector}+{count} beyond capacity {self.capacity}")
@@ -445,127 +359,20 @@ class BlkDriver:
             raise BlkBadRequest("the driver is not bound to a device")
         return self.vdev
 
-    # --- sending (§2.7.13) --------------------------------------------------------------
-    def _send(self, request: _Request, index: int | None) -> None:
-        """Queue `request` on a ring (round robin unless `index`), behind any backlog."""
+    # --- sending and completing ---------------------------------------------------------
+    def _send(self, request: PendingRequest, index: int | None) -> None:
+        """Queue `request` on a queue (round robin unless `index`), behind its backlog."""
         if not self.queues:
             raise BlkBadRequest("the driver has no queues (not probed, or removed)")
         if index is None:
             index, self._next_queue = self._next_queue, (self._next_queue + 1) % len(self.queues)
-        queue = self.queues[index % len(self.queues)]
-        if queue.broken is not None:
-            raise QueueBroken(f"queue {index} failed earlier: {queue.broken}")
-        queue.backlog.append(request)
-        self._push(queue)
+        self.queues[index % len(self.queues)].send(request)
 
-    def _push(self, queue: _Queue) -> None:
-        """Move backlog requests onto the ring while they fit, then kick once."""
-        added = False
-        while queue.backlog and queue.broken is None:
-            request = queue.backlog[0]
-            if not self._place(request):
-                break
-            out, in_ = self._segments(request)
-            try:
-                queue.ring.add_sgs(out, in_, request)
-            except NoSpace:
-                self._release(request)
-                break
-            queue.backlog.popleft()
-            self.in_flight[request] = queue
-            added = True
-        if added and not self._plugged:
-            queue.ring.kick()
-
-    def _place(self, request: _Request) -> bool:
-        """Allocate one block for header, status and data and fill it; False when memory is short.
-
-        Layout of the block: the header at 0, the status byte right after it, the data
-        from `DATA_OFFSET` on; one allocation per request keeps the allocator's free
-        list short however requests complete.
-        """
-        length = max(len(request.out_data), request.in_len)
-        base = self.allocator.alloc(DATA_OFFSET + length, DATA_OFFSET)
-        if base is None:
-            if not self.in_flight:
-                raise BlkBadRequest("a request does not fit in the driver's guest memory")
-            return False
-        request.buffers = [base]
-        request.status_addr = base + BLK_REQ_HEADER_SIZE
-        self.mem.write(base, request.header.pack())
-        self.mem.write_u8(request.status_addr, BlkStatus.IOERR)
-        self.mem.write(base + DATA_OFFSET, request.out_data)
-        if request.in_len:
-            request.in_segments = self._data_segments(base + DATA_OFFSET, request.in_len)
-        return True
-
-    def _segments(self, request: _Request) -> tuple[list[Segment], list[Segment]]:
-        base = request.buffers[0]
-        out = [Segment(base, BLK_REQ_HEADER_SIZE)]
-        if request.out_data:
-            out += self._data_segments(base + DATA_OFFSET, len(request.out_data))
-        return out, [*request.in_segments, Segment(request.status_addr, BLK_STATUS_SIZE)]
-
-    def _release(self, request: _Request) -> None:
-        for addr in request.buffers:
-            self.allocator.free(addr)
-        request.buffers = []
-
-    # --- completing (§2.7.14, §5.2.6) ---------------------------------------------------
     def _interrupt(self, ring: DriverQueue) -> None:
-        """Reap used requests (Linux's virtblk_done), then refill the ring from the backlog."""
-        queue = next((q for q in self.queues if q.ring is ring), None)
-        if queue is None or queue.broken is not None:
-            return
-        try:
-            while True:
-                ring.disable_cb()
-                while (used := ring.get_buf()) is not None:
-                    token, length = used
-                    if isinstance(token, _Request):
-                        self._complete(token, length)
-                if ring.enable_cb():
-                    break
-        except DeviceError as error:
-            self._break(queue, error)
-            return
-        self._push(queue)
-
-    def _complete(self, request: _Request, length: int) -> None:
-        """Check the status and used length, read the data, free the buffers."""
-        self.in_flight.pop(request, None)
-        status = self.mem.read_u8(request.status_addr)
-        error: VirtioError | None = None
-        data = b""
-        if status not in (BlkStatus.OK, BlkStatus.IOERR, BlkStatus.UNSUPP):
-            error = BlkBadStatus(f"status byte {status} is not OK, IOERR or UNSUPP")
-        elif length < BLK_STATUS_SIZE:
-            error = BlkBadUsedLength(f"used length {length} leaves no room for the status byte")
-        elif status == BlkStatus.OK and length != request.in_len + BLK_STATUS_SIZE:
-            error = BlkBadUsedLength(
-                f"used length {length} for a request of {request.in_len} data bytes"
-            )
-        elif status == BlkStatus.IOERR:
-            error = BlkIOError(f"{BlkReqType(request.header.type).name} at {request.header.sector}")
-        elif status == BlkStatus.UNSUPP:
-            error = BlkUnsupported(f"type {request.header.type} not supported by the device")
-        elif request.in_len:
-            data = b"".join(self.mem.read(s.addr, s.len) for s in request.in_segments)
-        self._finish(request, data, error)
-
-    def _finish(self, request: _Request, data: bytes, error: VirtioError | None) -> None:
-        self._release(request)
-        request.op._complete(request.part, data, error)
-
-    def _break(self, queue: _Queue, error: VirtioError) -> None:
-        """The ring layer found the device lying: fail everything outstanding on this queue."""
-        queue.broken = error
-        for request, owner in list(self.in_flight.items()):
-            if owner is queue:
-                del self.in_flight[request]
-                self._finish(request, b"", error)
-        while queue.backlog:
-            self._finish(queue.backlog.popleft(), b"", error)
+        """The queue callback: reap the queue whose ring this is."""
+        for queue in self.queues:
+            if queue.ring is ring:
+                queue.interrupt()
 
 
 def _check_config(config: BlkConfig, discard: bool, write_zeroes: bool) -> None:
