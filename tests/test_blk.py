@@ -323,3 +323,20 @@ def test_remove_fails_every_pending_request_once() -> None:
     for op in ops:
         with pytest.raises(BlkIOError):
             op.result()
+
+
+class FailingDisk(MemoryDisk):
+    """A disk whose writes fail as a dying drive's would."""
+
+    def write(self, sector: int, data: bytes) -> None:
+        raise OSError(5, "Input/output error")
+
+
+def test_backend_failure_is_ioerr_and_the_device_goes_on() -> None:
+    disk = FailingDisk(8)
+    device = BlkDevice(disk)
+    driver, _ = bind(device)
+    with pytest.raises(BlkIOError):
+        driver.write(1, b"x" * SECTOR)
+    assert type(device.rejections[-1]).__name__ == "BlkBackendFailed"
+    assert driver.read(1, 1) == bytes(SECTOR)
