@@ -23,6 +23,7 @@ from impl.device import DeviceQueue
 from impl.device_core import DeviceCore
 from impl.disk import MemoryDisk
 from impl.errors import (
+    BlkBackendFailed,
     BlkBadConfig,
     BlkBadRequest,
     BlkBadStatus,
@@ -338,5 +339,5 @@ def test_backend_failure_is_ioerr_and_the_device_goes_on() -> None:
     driver, _ = bind(device)
     with pytest.raises(BlkIOError):
         driver.write(1, b"x" * SECTOR)
-    assert type(device.rejections[-1]).__name__ == "BlkBackendFailed"
+    assert isinstance(device.rejections[-1], BlkBackendFailed)
     assert driver.read(1, 1) == bytes(SECTOR)
