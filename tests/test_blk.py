@@ -341,3 +341,26 @@ def test_backend_failure_is_ioerr_and_the_device_goes_on() -> None:
         driver.write(1, b"x" * SECTOR)
     assert isinstance(device.rejections[-1], BlkBackendFailed)
     assert driver.read(1, 1) == bytes(SECTOR)
+
+
+@pytest.mark.spec("BLK-DEV-004", "BLK-DRV-005")
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_zoned_is_neither_offered_nor_accepted(transport: str) -> None:
+    """The device is not zoned and does not offer ZONED; the driver never accepts it."""
+    assert not has_feature(BlkDevice(MemoryDisk(8)).offered_features(), BlkFeature.ZONED)
+    everything = BlkDevice(MemoryDisk(8)).offered_features() | feature_mask(BlkFeature.ZONED)
+    driver, _ = bind(BlkDevice(MemoryDisk(8), features=everything), transport=transport)
+    assert not driver._vdev().has_feature(BlkFeature.ZONED)
+
+
+@pytest.mark.spec("BLK-DRV-023")
+def test_switching_to_writethrough_still_flushes_earlier_writes() -> None:
+    """Writes made in writeback mode are not assumed stable after writeback is set to 0."""
+    disk = RecordingDisk(8)
+    driver, _ = bind(BlkDevice(disk, writeback=True))
+    driver.write(2, b"w" * SECTOR)
+    driver.set_writeback(False)
+    assert disk.stable_image()[2 * SECTOR : 3 * SECTOR] == bytes(SECTOR)
+    driver.flush()
+    assert ("flush", ()) in disk.calls
+    assert disk.stable_image()[2 * SECTOR : 3 * SECTOR] == b"w" * SECTOR
