@@ -98,13 +98,14 @@ class BlkDevice:
         self.num_queues = num_queues
         self.queue_size = queue_size
         self._offered = self._offer(DEFAULT_FEATURES if features is None else features)
-        self.config = BlkConfig(
+        self._writeback = writeback
+        self.config = _offered_fields(BlkConfig(
             capacity=disk.capacity, size_max=size_max, seg_max=seg_max, blk_size=blk_size,
             min_io_size=1, opt_io_size=0, writeback=int(writeback), num_queues=num_queues,
             max_discard_sectors=max_discard_sectors, max_discard_seg=max_discard_seg,
             discard_sector_alignment=1, max_write_zeroes_sectors=max_write_zeroes_sectors,
             max_write_zeroes_seg=max_write_zeroes_seg, write_zeroes_may_unmap=0,
-        )  # fmt: skip
+        ), self._offered)  # fmt: skip
         self.serial = serial[:BLK_ID_BYTES].ljust(BLK_ID_BYTES, b"\0")
         self.defer = defer
         self.rejections: deque[BlkRequestRejected] = deque(maxlen=REJECTIONS_KEPT)
@@ -197,7 +198,11 @@ class BlkDevice:
         knows = has_feature(features, BlkFeature.FLUSH) or has_feature(
             features, BlkFeature.CONFIG_WCE
         )
-        self.disk.writeback = knows and self.config.writeback == 1
+        if has_feature(self._offered, BlkFeature.CONFIG_WCE):
+            wanted = self.config.writeback == 1
+        else:
+            wanted = self._writeback  # no writeback field: the device's own choice
+        self.disk.writeback = knows and wanted
 
     def reset(self) -> None:
         """Forget the queues and every request taken but not served (§2.1)."""
@@ -335,6 +340,32 @@ class BlkDevice:
             for seg in request.segments:
                 disk.write_zeroes(seg.sector, seg.num_sectors)
         return b""
+
+
+_FIELDS_OF = {
+    BlkFeature.SIZE_MAX: ("size_max",),
+    BlkFeature.SEG_MAX: ("seg_max",),
+    BlkFeature.BLK_SIZE: ("blk_size",),
+    BlkFeature.TOPOLOGY: ("physical_block_exp", "alignment_offset", "min_io_size",
+                          "opt_io_size"),
+    BlkFeature.CONFIG_WCE: ("writeback",),
+    BlkFeature.MQ: ("num_queues",),
+    BlkFeature.DISCARD: ("max_discard_sectors", "max_discard_seg", "discard_sector_alignment"),
+    BlkFeature.WRITE_ZEROES: ("max_write_zeroes_sectors", "max_write_zeroes_seg",
+                              "write_zeroes_may_unmap"),
+}  # fmt: skip
+"""The config fields that exist only when their feature is offered (§5.2.4)."""
+
+
+def _offered_fields(config: BlkConfig, offered: int) -> BlkConfig:
+    """`config` with every field of a feature not offered set to zero."""
+    absent = {
+        name: 0
+        for feature, names in _FIELDS_OF.items()
+        if not has_feature(offered, feature)
+        for name in names
+    }
+    return replace(config, **absent)
 
 
 def _with_writeback(config: BlkConfig, value: int) -> BlkConfig:

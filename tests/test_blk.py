@@ -364,3 +364,10 @@ def test_switching_to_writethrough_still_flushes_earlier_writes() -> None:
     driver.flush()
     assert ("flush", ()) in disk.calls
     assert disk.stable_image()[2 * SECTOR : 3 * SECTOR] == b"w" * SECTOR
+
+
+def test_fields_of_features_not_offered_read_zero() -> None:
+    device = BlkDevice(MemoryDisk(8), writeback=True, features=feature_mask(Feature.VERSION_1))
+    image = device.read_config(0, BLK_CONFIG_SIZE)
+    assert int.from_bytes(image[0:8], "little") == 8
+    assert image[8:] == bytes(BLK_CONFIG_SIZE - 8), "only capacity exists without features"
