@@ -53,6 +53,7 @@ class BlkSide:
     rings: list[SplitDriver]
     config_changes: Callable[[], int]
     reset_requested: Callable[[], bool]
+    bus: VirtioBus | None = None
 
 
 def guest(size: int = 4 << 20) -> tuple[GuestMemory, GuestAllocator]:
@@ -85,7 +86,7 @@ def blk_side(
     assert bus_device.driver is driver, f"probe failed: {bus_device.probe_error}"
     return BlkSide(mem, allocator, device, driver, bus_device, list(bus_device.queues),
                    lambda: bus_device.config_changes,
-                   lambda: bool(core.status & Status.DEVICE_NEEDS_RESET))  # fmt: skip
+                   lambda: bool(core.status & Status.DEVICE_NEEDS_RESET), bus)  # fmt: skip
 
 
 def _attach(

@@ -371,3 +371,19 @@ def test_fields_of_features_not_offered_read_zero() -> None:
     image = device.read_config(0, BLK_CONFIG_SIZE)
     assert int.from_bytes(image[0:8], "little") == 8
     assert image[8:] == bytes(BLK_CONFIG_SIZE - 8), "only capacity exists without features"
+
+
+@pytest.mark.parametrize("transport", ["mmio", "page"])
+def test_unplugging_the_device_fails_pending_requests_once(transport: str) -> None:
+    """The bus resets the device and removes the driver: every request ends, with IOERR."""
+    device = BlkDevice(MemoryDisk(64), queue_size=4, defer=True)
+    driver, side = bind(device, KNOWN_FEATURES & ~feature_mask(Feature.INDIRECT_DESC), transport)
+    ops = [driver.submit_write(i, b"u" * SECTOR) for i in range(6)]
+    assert side.bus is not None and driver.outstanding == 6
+    side.bus.unregister_virtio_device(side.handle)
+    assert all(op.done for op in ops) and driver.outstanding == 0
+    for op in ops:
+        with pytest.raises(BlkIOError):
+            op.result()
+    assert device.held(0) == {}
+    assert device.disk.image() == bytes(64 * SECTOR)
