@@ -129,7 +129,7 @@ class MemoryDisk:
         for image in (self._data, self._stable):
             del image[size:]
             image.extend(bytes(size - len(image)))
-        self._dirty = {(a, n) for a, n in self._dirty if a + n <= size}
+        self._dirty = {(a, min(n, size - a)) for a, n in self._dirty if a < size}
 
     def stable_image(self) -> bytes:
         """The bytes persistent storage holds now (what a crash would leave)."""

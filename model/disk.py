@@ -153,6 +153,12 @@ class DiskModel:
         """GET_ID: the serial, NUL-padded to 20 bytes."""
         return Outcome(Status.OK, data=self.serial[:BLK_ID_BYTES].ljust(BLK_ID_BYTES, b"\0"))
 
+    def resize(self, capacity: int) -> None:
+        """The disk now has `capacity` sectors: those cut off are gone, new ones are zeros."""
+        self.capacity = capacity
+        for sector in [s for s in self._sectors if s >= capacity]:
+            del self._sectors[sector]
+
     # --- observation ---------------------------------------------------------------------
     def contents(self, sector: int) -> Contents:
         """What a read of `sector` returns now."""

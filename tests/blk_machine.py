@@ -141,9 +141,9 @@ class BlkDiskMachine(RuleBasedStateMachine):
         try:
             op = self.driver.submit_read(sector, count)
         except (BlkOutOfRange, BlkReadOnly) as error:
-            self._refused(error, sector + count <= CAPACITY, False)
+            self._refused(error, sector + count <= self.model.capacity, False)
             return
-        assert sector + count <= CAPACITY, "the driver sent a read beyond capacity"
+        assert sector + count <= self.model.capacity, "the driver read beyond capacity"
         self._track(Pending(op, "read", sector, count))
 
     @precondition(lambda self: self.ready)
@@ -154,9 +154,9 @@ class BlkDiskMachine(RuleBasedStateMachine):
         try:
             op = self.driver.submit_write(sector, data)
         except (BlkOutOfRange, BlkReadOnly) as error:
-            self._refused(error, sector + count <= CAPACITY, True)
+            self._refused(error, sector + count <= self.model.capacity, True)
             return
-        assert sector + count <= CAPACITY and not self.model.read_only
+        assert sector + count <= self.model.capacity and not self.model.read_only
         self._track(Pending(op, "write", sector, count, data))
 
     @precondition(lambda self: self.ready)
@@ -190,7 +190,7 @@ class BlkDiskMachine(RuleBasedStateMachine):
     )
     def discard_or_zero(self, kind: str, ranges: list[tuple[int, int]], unmap: bool) -> None:
         """Submit a discard or write-zeroes of a few ranges (split by the driver's limits)."""
-        fits = all(s + n <= CAPACITY for s, n in ranges)
+        fits = all(s + n <= self.model.capacity for s, n in ranges)
         try:
             if kind == "discard":
                 op = self.driver.submit_discard(ranges)
@@ -206,11 +206,12 @@ class BlkDiskMachine(RuleBasedStateMachine):
     @rule(kind=st.sampled_from([BlkReqType.IN, BlkReqType.OUT]), past=st.integers(0, 3))
     def out_of_range(self, kind: BlkReqType, past: int) -> None:
         """Send a request reaching past capacity without the driver's check: IOERR."""
-        header = BlkReqHeader(type=kind, sector=CAPACITY - 1 + past)
+        sector = self.model.capacity - 1 + past
+        header = BlkReqHeader(type=kind, sector=sector)
         two = 2 * SECTOR
         op = (self.driver.submit_raw(header, in_len=two) if kind is BlkReqType.IN
               else self.driver.submit_raw(header, out_data=bytes(two)))  # fmt: skip
-        self._track(Pending(op, "raw", CAPACITY - 1 + past, 2))
+        self._track(Pending(op, "raw", sector, 2))
 
     @precondition(lambda self: self.ready and self.wce)
     @rule(on=st.booleans())
@@ -219,6 +220,16 @@ class BlkDiskMachine(RuleBasedStateMachine):
         self.driver.set_writeback(on)
         self.model.writeback = on
         note(f"writeback={on}")
+
+    @precondition(lambda self: self.ready)
+    @rule(capacity=st.integers(min_value=CAPACITY - 8, max_value=CAPACITY + 4))
+    def resize(self, capacity: int) -> None:
+        """The disk changes size; the device tells the driver through a config change."""
+        self.disk.resize(capacity)
+        self.device.resize()
+        self.model.resize(capacity)
+        note(f"resize to {capacity}")
+        assert self.driver.capacity == capacity, "the driver did not re-read capacity"
 
     # --- the device serves one request of its choosing ----------------------------------
     def _held(self) -> list[tuple[int, int]]:
@@ -302,7 +313,7 @@ class BlkDiskMachine(RuleBasedStateMachine):
 
     def _check_result(self, key: int, pending: Pending, result: bytes) -> None:
         parts = sorted(pending.outcomes, key=lambda item: item[0])
-        if pending.kind == "read":
+        if pending.kind == "read" or any(outcome.sectors for _, outcome in parts):
             total = sum(len(o.sectors) for _, o in parts)
             assert total == pending.count, f"#{key}: parts cover {total} of {pending.count}"
             offset = 0

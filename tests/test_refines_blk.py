@@ -17,7 +17,7 @@ from hypothesis.stateful import run_state_machine_as_test
 REFINEMENT_IDS = (
     "BLK-DRV-012", "BLK-DRV-013", "BLK-DRV-014", "BLK-DRV-015", "BLK-DRV-016",
     "BLK-DRV-017", "BLK-DRV-018", "BLK-DRV-019", "BLK-DRV-021", "BLK-DRV-022",
-    "BLK-DRV-024", "BLK-DEV-025", "BLK-DEV-028",
+    "BLK-DRV-024", "BLK-DRV-011", "BLK-DEV-018", "BLK-DEV-019", "BLK-DEV-025", "BLK-DEV-028",
 )
 
 
