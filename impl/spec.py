@@ -343,16 +343,19 @@ class NetHdrFlag(IntFlag):
     NEEDS_CSUM = 1
     DATA_VALID = 2
     RSC_INFO = 4
+    UDP_TUNNEL_CSUM = 8
 
 
 class NetGso(IntEnum):
-    """`virtio_net_hdr.gso_type` values (§5.1.9); ECN is a bit OR-ed onto the others."""
+    """`virtio_net_hdr.gso_type` values (§5.1.9); the tunnel and ECN bits are OR-ed on."""
 
     NONE = 0
     TCPV4 = 1
     UDP = 3
     TCPV6 = 4
     UDP_L4 = 5
+    UDP_TUNNEL_IPV4 = 0x20
+    UDP_TUNNEL_IPV6 = 0x40
     ECN = 0x80
 
 
@@ -387,8 +390,26 @@ NET_CONFIG_MAC = 0
 NET_CONFIG_STATUS = 6
 NET_CONFIG_MAX_PAIRS = 8
 NET_CONFIG_MTU = 10
-NET_CONFIG_SIZE = 12
+NET_CONFIG_SPEED = 12
+NET_CONFIG_DUPLEX = 16
+NET_CONFIG_SIZE = 17
 """Offsets in struct virtio_net_config of the fields this reference serves (§5.1.4)."""
+
+NET_SPEED_MAX = 0x7FFFFFFF
+NET_SPEED_UNKNOWN = 0xFFFFFFFF
+"""`speed` in Mbit/s is 0..NET_SPEED_MAX, or NET_SPEED_UNKNOWN (§5.1.4)."""
+
+
+class NetDuplex(IntEnum):
+    """`duplex` values, as §5.1.4's field description and ethtool define them.
+
+    The device-normative sentence (NET-DEV-011) swaps full and half; this follows the
+    description, Linux's ethtool constants and its virtio_net driver.
+    """
+
+    HALF = 0x00
+    FULL = 0x01
+    UNKNOWN = 0xFF
 
 
 class NetCtrlClass(IntEnum):
