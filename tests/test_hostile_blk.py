@@ -347,7 +347,6 @@ def test_dwz_not_negotiated(kind: BlkReqType) -> None:
 
 
 # --- malformed rings do not stop the device ---------------------------------------------
-@pytest.mark.spec("SPLIT-DEV-002")
 def test_device_keeps_serving_after_a_rejection(bench: RawBench) -> None:
     bench.send([header(0x99)], [1])
     answer = bench.send([header(BlkReqType.IN, 2)], [SECTOR, 1])
