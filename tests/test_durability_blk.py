@@ -107,7 +107,7 @@ def bind(path: Path, writeback: bool) -> tuple[BlkDriver, BlkDevice, FileDisk]:
     return blk_side(device).driver, device, disk
 
 
-@pytest.mark.spec("BLK-DEV-028", "BLK-DRV-002")
+@pytest.mark.spec("BLK-DEV-028")
 def test_writethrough_write_is_synced_before_it_completes(
     disk_file: Path, synced: list[str]
 ) -> None:
@@ -121,7 +121,7 @@ def test_writethrough_write_is_synced_before_it_completes(
     disk.close()
 
 
-@pytest.mark.spec("BLK-DEV-028", "BLK-DRV-001", "BLK-DRV-003")
+@pytest.mark.spec("BLK-DEV-028", "BLK-DRV-001")
 def test_writeback_write_waits_for_flush(disk_file: Path, synced: list[str]) -> None:
     driver, device, disk = bind(disk_file, writeback=True)
     assert driver.writeback
