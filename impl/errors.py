@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from .spec import BlkStatus
+
 
 class VirtioError(Exception):
     """Root of every error this project raises on purpose.
@@ -695,3 +697,166 @@ class TapUnavailable(NetUsageError):
 
 class NetDriverSetup(NetUsageError):
     """A NetDriver probed with no guest memory or allocator to put its buffers in."""
+
+
+# --- Block device (§5.2) -------------------------------------------------------------
+class BlkRequestRejected(DriverError, abstract=True):
+    """A virtio-blk request the device refuses; `status` is the byte it answers with.
+
+    The device answers the request with `status` when it can find a status byte, or
+    returns the chain with length 0 when it cannot; the disk is never touched.
+    """
+
+    status: ClassVar[int] = BlkStatus.IOERR
+
+
+class BlkNoStatusByte(BlkRequestRejected):
+    """The request has no device-writable byte at its end to carry the status."""
+
+    section = "5.2.6"
+
+
+class BlkHeaderTooShort(BlkRequestRejected):
+    """Fewer than 16 device-readable bytes: no complete `type, reserved, sector` header."""
+
+    section = "5.2.6"
+
+
+class BlkBadDataLength(BlkRequestRejected):
+    """The data of an IN/OUT request is not a whole number of 512-byte sectors."""
+
+    section = "5.2.6.1"
+    spec_ids = ("BLK-DRV-016",)
+
+
+class BlkBadSegmentsLength(BlkRequestRejected):
+    """DISCARD/WRITE_ZEROES data is empty or not a whole number of 16-byte segments."""
+
+    section = "5.2.6.1"
+    spec_ids = ("BLK-DRV-017",)
+
+
+class BlkBadIdLength(BlkRequestRejected):
+    """A GET_ID request whose writable data is not exactly 20 bytes."""
+
+    section = "5.2.6.1"
+    spec_ids = ("BLK-DRV-018",)
+
+
+class BlkWrongDirection(BlkRequestRejected):
+    """Data where the request type has none: readable data for IN/GET_ID, writable for OUT."""
+
+    section = "5.2.6"
+
+
+class BlkBeyondCapacity(BlkRequestRejected):
+    """A request (or a discard/write-zeroes segment) reaching past `capacity` or 2^64 bytes."""
+
+    section = "5.2.6.1"
+    spec_ids = ("BLK-DRV-012",)
+
+
+class BlkFlushNotEmpty(BlkRequestRejected):
+    """A FLUSH request with a nonzero sector or with data."""
+
+    section = "5.2.6.1"
+    spec_ids = ("BLK-DRV-014", "BLK-DRV-015")
+
+
+class BlkUnsupportedType(BlkRequestRejected):
+    """An unknown, legacy (SCSI, barrier) or not negotiated request type: answered UNSUPP."""
+
+    section = "5.2.6"
+    status = BlkStatus.UNSUPP
+
+
+class BlkWriteToReadOnly(BlkRequestRejected):
+    """A write (OUT, DISCARD, WRITE_ZEROES) to a device that offers VIRTIO_BLK_F_RO."""
+
+    section = "5.2.6.2"
+    spec_ids = ("BLK-DEV-020",)
+
+
+class BlkTooManySegments(BlkRequestRejected):
+    """More discard / write-zeroes segments than max_discard_seg / max_write_zeroes_seg."""
+
+    section = "5.2.6.1"
+    spec_ids = ("BLK-DRV-019", "BLK-DRV-021")
+
+
+class BlkSegmentTooLarge(BlkRequestRejected):
+    """A segment of more sectors than max_discard_sectors / max_write_zeroes_sectors."""
+
+    section = "5.2.4"
+
+
+class BlkUnknownSegmentFlags(BlkRequestRejected):
+    """A discard / write-zeroes segment with a reserved flag bit set: answered UNSUPP."""
+
+    section = "5.2.6.2"
+    spec_ids = ("BLK-DEV-021",)
+    status = BlkStatus.UNSUPP
+
+
+class BlkUnmapOnDiscard(BlkRequestRejected):
+    """A DISCARD segment with the unmap bit set: answered UNSUPP."""
+
+    section = "5.2.6.2"
+    spec_ids = ("BLK-DEV-022", "BLK-DRV-024")
+    status = BlkStatus.UNSUPP
+
+
+class BlkBackendFailed(BlkRequestRejected):
+    """The disk behind the device failed the operation (an OSError): answered IOERR."""
+
+    section = "5.2.6"
+
+
+class BlkBadStatus(DeviceError):
+    """The device wrote a status byte other than OK, IOERR or UNSUPP."""
+
+    section = "5.2.6"
+
+
+class BlkBadUsedLength(DeviceError):
+    """The used length of a request is not what its status implies (data + status byte)."""
+
+    section = "5.2.6"
+
+
+class BlkBadConfig(DeviceError):
+    """The device's config space holds a value no device may offer (e.g. zero queues)."""
+
+    section = "5.2.4"
+
+
+class BlkIOError(UsageError):
+    """The device answered VIRTIO_BLK_S_IOERR: the request failed."""
+
+    section = "5.2.6"
+
+
+class BlkUnsupported(UsageError):
+    """The device answered VIRTIO_BLK_S_UNSUPP: it does not support the request."""
+
+    section = "5.2.6"
+
+
+class BlkOutOfRange(UsageError):
+    """The driver refuses to send a request reaching past capacity."""
+
+    section = "5.2.6.1"
+    spec_ids = ("BLK-DRV-012",)
+
+
+class BlkReadOnly(UsageError):
+    """The driver refuses to send a write to a device that offers VIRTIO_BLK_F_RO."""
+
+    section = "5.2.6.1"
+
+
+class BlkBadRequest(UsageError):
+    """A request the driver may not form: data not in whole 512-byte sectors, or no ranges."""
+
+    section = "5.2.6.1"
+    spec_ids = ("BLK-DRV-016",)

@@ -500,3 +500,101 @@ class NetUnimplementedFeature(IntEnum):
     HOST_UDP_TUNNEL_GSO_CSUM = 68
     OUT_NET_HEADER = 69
     IPSEC = 70
+
+
+# --- Block device (§5.2) ----------------------------------------------------------------
+class BlkFeature(IntEnum):
+    """virtio-blk feature bit numbers (§5.2.3); BARRIER and SCSI are legacy-only (§5.2.3.1)."""
+
+    BARRIER = 0
+    SIZE_MAX = 1
+    SEG_MAX = 2
+    GEOMETRY = 4
+    RO = 5
+    BLK_SIZE = 6
+    SCSI = 7
+    FLUSH = 9
+    TOPOLOGY = 10
+    CONFIG_WCE = 11
+    MQ = 12
+    DISCARD = 13
+    WRITE_ZEROES = 14
+    LIFETIME = 15
+    SECURE_ERASE = 16
+    ZONED = 17
+
+
+class BlkReqType(IntEnum):
+    """`virtio_blk_req.type` values (§5.2.6); SCSI_CMD(_OUT) are legacy-only (§5.2.6.4)."""
+
+    IN = 0
+    OUT = 1
+    SCSI_CMD = 2
+    SCSI_CMD_OUT = 3
+    FLUSH = 4
+    GET_ID = 8
+    GET_LIFETIME = 10
+    DISCARD = 11
+    WRITE_ZEROES = 13
+    SECURE_ERASE = 14
+
+
+BLK_T_BARRIER = 1 << 31
+"""Legacy flag or'ed into `type` to ask for a barrier (§5.2.6.4); never valid in 1.x."""
+
+
+class BlkStatus(IntEnum):
+    """The status byte the device writes at the end of every request (§5.2.6)."""
+
+    OK = 0
+    IOERR = 1
+    UNSUPP = 2
+
+
+BLK_SECTOR_SIZE = 512
+"""The protocol's sector: capacity and `sector` fields count 512-byte units (§5.2.4)."""
+
+BLK_REQ_HEADER_SIZE = 16
+"""type (le32) + reserved (le32) + sector (le64) at the start of every request (§5.2.6)."""
+
+BLK_STATUS_SIZE = 1
+"""The status byte, the last device-writable byte of a request (§5.2.6)."""
+
+BLK_ID_BYTES = 20
+"""Length of the GET_ID answer: a NUL-padded ASCII string of up to 20 bytes (§5.2.6)."""
+
+BLK_DWZ_SEGMENT_SIZE = 16
+"""sizeof(struct virtio_blk_discard_write_zeroes): le64 sector, le32 num_sectors, le32 flags."""
+
+BLK_DWZ_F_UNMAP = 1
+"""The `unmap` bit of a discard / write-zeroes segment's flags (§5.2.6)."""
+
+BLK_CONFIG_SIZE = 96
+"""sizeof(struct virtio_blk_config) in VIRTIO 1.4 (§5.2.4), through `zoned`."""
+
+BLK_MAX_ADDRESS = 1 << 64
+"""Byte offsets `sector * 512 + length` must stay below 2^64 (the le64 the wire carries)."""
+
+
+class BlkConfigOffset(IntEnum):
+    """Offsets of the `struct virtio_blk_config` fields this project serves (§5.2.4)."""
+
+    CAPACITY = 0
+    SIZE_MAX = 8
+    SEG_MAX = 12
+    GEOMETRY = 16
+    BLK_SIZE = 20
+    PHYSICAL_BLOCK_EXP = 24
+    ALIGNMENT_OFFSET = 25
+    MIN_IO_SIZE = 26
+    OPT_IO_SIZE = 28
+    WRITEBACK = 32
+    UNUSED0 = 33
+    NUM_QUEUES = 34
+    MAX_DISCARD_SECTORS = 36
+    MAX_DISCARD_SEG = 40
+    DISCARD_SECTOR_ALIGNMENT = 44
+    MAX_WRITE_ZEROES_SECTORS = 48
+    MAX_WRITE_ZEROES_SEG = 52
+    WRITE_ZEROES_MAY_UNMAP = 56
+    UNUSED1 = 57

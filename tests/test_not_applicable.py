@@ -28,14 +28,18 @@ from typing import Protocol
 import pytest
 
 import impl
+from impl.blk_device import BlkDevice
+from impl.blk_driver import BlkDriver
 from impl.bus import accepted_features
 from impl.device import DeviceBackend
 from impl.device_core import DeviceCore
+from impl.disk import MemoryDisk
 from impl.driver import DeviceMatch
 from impl.memory import GuestMemory
 from impl.net_device import NetDevice
 from impl.net_driver import NetDriver
 from impl.spec import (
+    BlkFeature,
     DeviceId,
     Feature,
     NetDuplex,
@@ -64,6 +68,7 @@ SPEED_MBPS = 10_000
 NAME_SCOPES: dict[str, tuple[DeviceId | None, tuple[type[IntEnum], ...]]] = {
     "VIRTIO_F_": (None, (Feature, UnimplementedFeature)),
     "VIRTIO_NET_F_": (DeviceId.NET, (NetFeature, NetUnimplementedFeature)),
+    "VIRTIO_BLK_F_": (DeviceId.BLOCK, (BlkFeature,)),
 }
 """Spelling prefix -> (the device type whose bits these are, None for every type; enums)."""
 
@@ -101,6 +106,12 @@ def net_devices() -> Iterator[NetDevice]:
         )
 
 
+def blk_devices() -> Iterator[BlkDevice]:
+    """A BlkDevice read-write and read-only, with one and two request queues."""
+    for read_only, queues in itertools.product((False, True), (1, 2)):
+        yield BlkDevice(MemoryDisk(8, read_only=read_only), num_queues=queues)
+
+
 def echo_devices() -> Iterator[EchoDevice]:
     """The transport stand-in with its default offer, as every device type."""
     for device_id in DeviceId:
@@ -109,6 +120,7 @@ def echo_devices() -> Iterator[EchoDevice]:
 
 DEVICES: dict[type, Callable[[], Iterator[DeviceBackend]]] = {
     NetDevice: net_devices,
+    BlkDevice: blk_devices,
     EchoDevice: echo_devices,
 }
 """Every DeviceBackend class of `impl`, with its configurations."""
@@ -125,6 +137,7 @@ class Accepting(Protocol):
 
 DRIVERS: dict[type, Callable[[], Accepting]] = {
     NetDriver: NetDriver,
+    BlkDriver: BlkDriver,
     EchoDriver: lambda: EchoDriver("echo", DeviceId.NET),
 }
 """Every VirtioDriver class of `impl`, built with its default feature table."""
