@@ -37,6 +37,9 @@ CLASS_PREFIXES = {
     "Status": ("VIRTIO_CONFIG_S_",),
     "DeviceId": ("VIRTIO_ID_",),
     "MmioReg": ("VIRTIO_MMIO_",),
+    "BlkFeature": ("VIRTIO_BLK_F_",),
+    "BlkReqType": ("VIRTIO_BLK_T_",),
+    "BlkStatus": ("VIRTIO_BLK_S_",),
     "NetFeature": ("VIRTIO_NET_F_",),
     "UnimplementedFeature": ("VIRTIO_F_",),
     "NetUnimplementedFeature": ("VIRTIO_NET_F_",),
@@ -74,6 +77,11 @@ EXPRESSIONS = {
     # not a uapi macro: Linux's virtio_mmio.c spells the magic as these four letters
     "MMIO_MAGIC": "'v' | 'i' << 8 | 'r' << 16 | 't' << 24",
     "MMIO_CONFIG_OFFSET": "VIRTIO_MMIO_CONFIG",
+    "BLK_T_BARRIER": "VIRTIO_BLK_T_BARRIER",
+    "BLK_ID_BYTES": "VIRTIO_BLK_ID_BYTES",
+    "BLK_DWZ_F_UNMAP": "VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP",
+    "BLK_REQ_HEADER_SIZE": "sizeof(struct virtio_blk_outhdr)",
+    "BLK_DWZ_SEGMENT_SIZE": "sizeof(struct virtio_blk_discard_write_zeroes)",
     "EVENT_SUPPRESS_SIZE": "sizeof(struct vring_packed_desc_event)",
     "EVENT_WRAP_SHIFT": "VRING_PACKED_EVENT_F_WRAP_CTR",
     "NET_HDR_SIZE": "sizeof(struct virtio_net_hdr_mrg_rxbuf)",
@@ -105,6 +113,13 @@ EXPRESSIONS = {
     "MmioReg.QUEUE_DEVICE_HIGH": "VIRTIO_MMIO_QUEUE_USED_HIGH",
 }
 
+BLK_CONFIG_FIELDS = {"GEOMETRY": "geometry", "WRITEBACK": "wce", "UNUSED0": "unused"}
+"""BlkConfigOffset members whose Linux field name is not the member's name in lower case."""
+
+for _member in spec.BlkConfigOffset:
+    _field = BLK_CONFIG_FIELDS.get(_member.name, _member.name.lower())
+    EXPRESSIONS[f"BlkConfigOffset.{_member.name}"] = f"offsetof(struct virtio_blk_config, {_field})"
+
 NO_UAPI = {
     "MAX_QUEUE_SIZE": "Linux's uapi has no macro for the spec's 32768 limit",
     "MAX_CHAIN_BYTES": "a spec rule on a chain's total length; Linux names no constant",
@@ -122,6 +137,12 @@ NO_UAPI = {
     "DEVPAGE_ALIGN": "the descriptor page is this project's own transport",
     "DEVPAGE_SIZE": "the descriptor page is this project's own transport",
     "Hypercall": "the descriptor page's hypercalls are this project's own (every member)",
+    "BLK_SECTOR_SIZE": "Linux's SECTOR_SIZE is a block-layer macro, not virtio uapi",
+    "BLK_STATUS_SIZE": "the status is one u8 (§5.2.6); Linux names no constant for it",
+    "BLK_CONFIG_SIZE": "sizeof(struct virtio_blk_config) follows the release (6.1 lacks the "
+    "zoned fields); every field offset is checked instead",
+    "BLK_MAX_ADDRESS": "the 64-bit byte address limit of sector*512+len; no uapi macro",
+    "BlkReqType.SCSI_CMD_OUT": "legacy SCSI passthrough; Linux's uapi defines no _OUT type",
     "PACKED_DESC_ALIGN": "a table value of the spec; Linux allocates the ring page-aligned",
     "EVENT_SUPPRESS_ALIGN": "a table value of the spec; the uapi struct's C alignment is 2",
     "EVENT_FLAGS_MASK": "uapi names the three flag values (checked), not their mask",
@@ -134,6 +155,9 @@ NO_UAPI = {
 }
 
 NEWER_THAN_SOME_TREES = {
+    "BlkFeature.LIFETIME": "VIRTIO_BLK_F_LIFETIME is newer than Linux 6.1",
+    "BlkFeature.ZONED": "VIRTIO_BLK_F_ZONED is newer than Linux 6.1",
+    "BlkReqType.GET_LIFETIME": "VIRTIO_BLK_T_GET_LIFETIME is newer than Linux 6.1",
     "Status.SUSPEND": "VIRTIO_CONFIG_S_SUSPEND is newer than Linux 6.1",
     "Feature.NOTIFICATION_DATA": "VIRTIO_F_NOTIFICATION_DATA is newer than Linux 6.1",
     "Feature.NOTIF_CONFIG_DATA": "VIRTIO_F_NOTIF_CONFIG_DATA is newer than Linux 6.1",
