@@ -77,6 +77,18 @@ def _unrolled(size: int) -> Callable[[], list[Claim]]:
     return build
 
 
+def _ownership(name: str) -> Callable[[], list[Claim]]:
+    def build() -> list[Claim]:
+        from . import buffer_ownership
+
+        return buffer_ownership.transition_claims(name)
+
+    return build
+
+
+OWNERSHIP_STEPS = ("add", "pop", "push_used", "get_buf", "reset", "detach")
+"""The transitions of obligation 4 (proofs.buffer_ownership.TRANSITIONS), one part each."""
+
 _WALK_FUNCTIONS = (
     "impl.chain.walk_chain",
     "impl.chain._enter_indirect",
@@ -124,6 +136,26 @@ def all_obligations() -> list[Obligation]:
             ),
             bound="all 16-bit indices, any batch of 1..2^32-1 entries, any 16-bit flags",
             parts=(_notification,),
+        ),
+        Obligation(
+            name="proof_no_buffer_lost_or_duplicated_2_7_13",
+            prop="each head is free, available, in the device or used, exactly once; counts "
+            "add up to N; every step keeps it",
+            spec_ids=("INIT-DRV-007", "INIT-DRV-008", "SPLIT-DRV-010"),
+            impl_functions=(
+                "impl.split_driver.SplitDriver.add_sgs",
+                "impl.split_device.SplitDevice.pop",
+                "impl.split_device.SplitDevice.push_used",
+                "impl.split_driver.SplitDriver.get_buf",
+                "impl.split_device.SplitDevice.reset",
+                "impl.split_driver.SplitDriver.detach_unused_buf",
+                "impl.ring_math.slot",
+                "impl.ring_math.advance",
+                "impl.ring_math.distance",
+            ),
+            bound="induction: every queue size 1..32768, all 16-bit indices; one descriptor "
+            "per buffer (single-segment or indirect)",
+            parts=tuple(_ownership(name) for name in OWNERSHIP_STEPS),
         ),
         Obligation(
             name="proof_layout_aligned_disjoint_2_7",

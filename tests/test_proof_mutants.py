@@ -8,12 +8,13 @@ verdict is a counterexample whose values are concrete integers a person can read
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 
 from impl import errors, layout, ring_math
-from proofs import chain_walk, notification, ring_index, ring_layout
+from proofs import buffer_ownership, chain_walk, notification, ring_index, ring_layout
 from proofs.verdict import Status, Verdict, check_claims
 
 
@@ -144,3 +145,27 @@ def test_chain_bounds_can_fail_without_the_memory_check() -> None:
 def test_chain_bounds_can_fail_without_the_length_check() -> None:
     omit = frozenset({errors.ChainLengthOverflow})
     _refuted(check_claims(chain_walk.bounds_claims(omit=omit)))
+
+
+# --- buffer ownership: a ring function without its wrap, a driver that frees twice ------
+def get_buf_keeping_the_head_outstanding(q: Any, n: Any, fns: Any, choice: Any) -> Any:
+    """get_buf that frees the head but leaves it in the outstanding list (a double count)."""
+    import z3
+
+    guard, after = buffer_ownership.get_buf(q, n, fns, choice)
+    free, free_pos, n_free = after.free, after.free_pos, after.n_free
+    return guard, dataclasses.replace(q, loc=after.loc, free=free, free_pos=free_pos,
+                                      n_free=n_free, last_used=after.last_used,
+                                      out=z3.Store(q.out, 0, q.out[0]))
+
+
+@pytest.mark.spec("INIT-DRV-007")
+def test_ownership_can_fail_without_the_wrap_mask() -> None:
+    fns = buffer_ownership.Ring(advance=unmasked_advance)
+    _refuted(check_claims(buffer_ownership.claims(fns, {"pop": buffer_ownership.pop})[1:]))
+
+
+@pytest.mark.spec("INIT-DRV-007", "INIT-DRV-008")
+def test_ownership_can_fail_when_a_head_is_freed_but_kept() -> None:
+    mutant = {"get_buf": get_buf_keeping_the_head_outstanding}
+    _refuted(check_claims(buffer_ownership.claims(None, mutant)[1:]))
