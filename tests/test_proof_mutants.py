@@ -169,3 +169,30 @@ def test_ownership_can_fail_without_the_wrap_mask() -> None:
 def test_ownership_can_fail_when_a_head_is_freed_but_kept() -> None:
     mutant = {"get_buf": get_buf_keeping_the_head_outstanding}
     _refuted(check_claims(buffer_ownership.claims(None, mutant)[1:]))
+
+
+# --- CrossHair: the same contracts refute a broken function -------------------------------
+BROKEN_CONTRACT = '''
+from impl import ring_math
+
+
+def need_event_off_by_one(event: int, new: int, old: int) -> bool:
+    """
+    pre: 0 <= event < 65536 and 0 <= new < 65536 and 0 <= old < 65536
+    post: __return__ == ((event - old) % 65536 < (new - old) % 65536)
+    """
+    return bool(ring_math.ult(ring_math.wrap(new - event), ring_math.distance(new, old)))
+'''
+
+
+@pytest.mark.spec("SPLIT-DRV-022", "SPLIT-DEV-011")
+def test_crosshair_contract_can_fail(tmp_path: Any) -> None:
+    import time
+
+    from proofs import crosshair_run
+
+    module = tmp_path / "broken_contract.py"
+    module.write_text(BROKEN_CONTRACT)
+    report = crosshair_run.finish(crosshair_run.start(module, 10.0), time.perf_counter())
+    assert not report.ok
+    assert report.failures and "false when calling need_event_off_by_one" in report.failures[0]
