@@ -141,7 +141,7 @@ def all_obligations() -> list[Obligation]:
             name="proof_no_buffer_lost_or_duplicated_2_7_13",
             prop="each head is free, available, in the device or used, exactly once; counts "
             "add up to N; every step keeps it",
-            spec_ids=("INIT-DRV-007", "INIT-DRV-008", "SPLIT-DRV-010"),
+            spec_ids=("INIT-DRV-007",),
             impl_functions=(
                 "impl.split_driver.SplitDriver.add_sgs",
                 "impl.split_device.SplitDevice.pop",
@@ -178,7 +178,7 @@ def all_obligations() -> list[Obligation]:
             name="proof_chain_walk_terminates_2_7_5_2",
             prop="the walk reads <= N+2 descriptors, never one index twice per table, and "
             "raises on any reachable cycle",
-            spec_ids=("SPLIT-DRV-004", "SPLIT-DRV-007", "SPLIT-DEV-002", "SPLIT-DEV-006"),
+            spec_ids=("SPLIT-DRV-004", "SPLIT-DRV-007", "SPLIT-DEV-002"),
             impl_functions=_WALK_FUNCTIONS,
             bound="induction: every queue size 1..32768, any table contents; unrolled "
             "cross-check: N in {1, 2, 4} (indirect-table cycle: N <= 2)",

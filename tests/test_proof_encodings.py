@@ -190,9 +190,7 @@ def _reader(mem: GuestMemory) -> Reader:
     return read
 
 
-@pytest.mark.spec("SPLIT-DRV-004", "SPLIT-DRV-005", "SPLIT-DRV-006", "SPLIT-DRV-007",
-                  "SPLIT-DRV-008", "SPLIT-DRV-002", "SPLIT-DEV-002", "SPLIT-DEV-005",
-                  "SPLIT-DEV-006")
+@pytest.mark.spec("SPLIT-DRV-004", "SPLIT-DRV-007", "SPLIT-DEV-002", "SPLIT-DEV-001")
 @given(
     size=st.sampled_from([1, 2, 4, 8]),
     table=st.lists(DESC, min_size=8, max_size=8),
@@ -307,7 +305,7 @@ def _predicted(q: Queue, n: int, live: bool) -> dict[str, Any]:
                                               q.last_used)) if live else None}
 
 
-@pytest.mark.spec("INIT-DRV-007", "INIT-DRV-008")
+@pytest.mark.spec("INIT-DRV-007")
 @given(start=INDEX, ops=st.lists(st.tuples(
     st.sampled_from(["add", "pop", "push_used", "get_buf", "reset", "detach"]),
     st.integers(0, OWN_SIZE - 1)), max_size=40))

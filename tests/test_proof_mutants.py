@@ -165,7 +165,7 @@ def test_ownership_can_fail_without_the_wrap_mask() -> None:
     _refuted(check_claims(buffer_ownership.claims(fns, {"pop": buffer_ownership.pop})[1:]))
 
 
-@pytest.mark.spec("INIT-DRV-007", "INIT-DRV-008")
+@pytest.mark.spec("INIT-DRV-007")
 def test_ownership_can_fail_when_a_head_is_freed_but_kept() -> None:
     mutant = {"get_buf": get_buf_keeping_the_head_outstanding}
     _refuted(check_claims(buffer_ownership.claims(None, mutant)[1:]))
