@@ -330,11 +330,14 @@ def claims(fns: Ring | None = None,
                  "outstanding": q.n_out, "in_device": q.n_dev, "choice": choice,
                  "head": moved, "h": h, "loc[h]": q.loc[h], "loc'[h]": after.loc[h]}
         pre = z3.And(setting, guard, _holds_at(Invariant(q, n, fns), heads, indices, windows))
+        counts_pre = z3.And(setting, guard, Invariant(q, n, fns).glob())
         post = Invariant(after, n, fns)
-        for part, goal in (("counts", post.glob()), ("each head", post.head(h)),
-                           ("each list position", post.index(i)),
-                           ("each ring entry", post.window(p))):
-            result.append(Claim(f"step: {name} keeps the invariant ({part})", pre, goal, shown))
+        for part, assumed, goal in (
+            ("counts", counts_pre, post.glob()), ("each head", pre, post.head(h)),
+            ("each list position", pre, post.index(i)), ("each ring entry", pre, post.window(p)),
+        ):
+            result.append(Claim(f"step: {name} keeps the invariant ({part})", assumed, goal,
+                                shown))
     return result
 
 
