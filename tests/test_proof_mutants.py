@@ -196,3 +196,21 @@ def test_crosshair_contract_can_fail(tmp_path: Any) -> None:
     report = crosshair_run.finish(crosshair_run.start(module, 10.0), time.perf_counter())
     assert not report.ok
     assert report.failures and "false when calling need_event_off_by_one" in report.failures[0]
+
+
+# --- the command: a refuted obligation makes `python -m proofs` fail ---------------------
+def test_proofs_command_exits_nonzero_on_a_counterexample(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import proofs.__main__ as command
+    from proofs.registry import Obligation
+
+    broken = Obligation(
+        name="proof_broken_slot", prop="slot with the wrong mask", spec_ids=(),
+        impl_functions=("tests.slot_mod_size_plus_one",), bound="all",
+        parts=(lambda: ring_index.slot_claims(slot=slot_mod_size_plus_one),),
+    )
+    monkeypatch.setattr(command, "all_obligations", lambda: [broken])
+    assert command.main(["--jobs", "1", "--no-crosshair"]) == 1
+    out = capsys.readouterr().out
+    assert "COUNTEREXAMPLE" in out and "queue_size=" in out and "0/1 obligations proved" in out
