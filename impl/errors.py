@@ -255,3 +255,443 @@ class NotConforming(VirtioError):
     """An observed ring is not in a state a conforming pair can reach (the oracle's verdict)."""
 
     section = "2.7"
+
+
+# --- Interleavings (§2.7.13, §2.7.7) ---------------------------------------------------
+class StepLimitExceeded(UsageError):
+    """A side under the interleaving explorer made more shared accesses than its bound.
+
+    The explorer needs every side to finish on every history of values it can read; a
+    side that loops for ever on some history is reported with this error.
+    """
+
+    section = "2.7"
+
+
+class MultipleWriters(UsageError):
+    """Two sides under the interleaving explorer wrote the same bytes.
+
+    The explorer's reductions rely on every shared byte having one writer, as every
+    field of a split ring has (§2.7); a pair that breaks that cannot be explored soundly.
+    """
+
+    section = "2.7"
+
+# --- Transports: status, features, registers, discovery (§2.1, §2.2, §3.1, §4.2) --------
+# Device side: what a hostile driver does to our device. The device core never lets
+# these escape a register access; it records them (`DeviceCore.violations`) and applies
+# the outcome docs/transports.md gives each (ignored, FEATURES_OK refused, or
+# DEVICE_NEEDS_RESET with a configuration change interrupt).
+class IllegalStatusWrite(DriverError):
+    """A status write that clears a driver bit without a reset, or sets one out of order."""
+
+    section = "2.1"
+    spec_ids = ("STATUS-DRV-001", "STATUS-DRV-002", "INIT-DRV-001")
+
+
+class FeaturesNotOffered(DriverError):
+    """FEATURES_OK with accepted bits the device never offered (or VERSION_1 missing)."""
+
+    section = "2.2"
+    spec_ids = ("FEAT-DRV-001", "FEAT-DRV-006", "FEAT-DEV-002")
+
+
+class FeaturesFrozen(DriverError):
+    """A feature write after FEATURES_OK: the negotiated set is frozen."""
+
+    section = "3.1.1"
+    spec_ids = ("INIT-DRV-003",)
+
+
+class QueueConfigInvalid(DriverError):
+    """QueueReady (or QueuePFN) with a size or addresses no device may accept."""
+
+    section = "4.2.2"
+    spec_ids = ("MMIO-DRV-009", "SPLIT-DRV-001")
+
+
+class QueueBusy(DriverError):
+    """A queue register written while the queue is ready, or after DRIVER_OK."""
+
+    section = "4.2.2"
+    spec_ids = ("MMIO-DRV-010",)
+
+
+class NotifyNotLive(DriverError):
+    """A notification before DRIVER_OK, for a queue not enabled, or for no queue at all."""
+
+    section = "3.1.1"
+    spec_ids = ("INIT-DRV-006", "STATUS-DEV-001", "MMIO-DEV-007")
+
+
+class BadRegisterAccess(DriverError):
+    """A register access of the wrong width or alignment, at an undefined offset, or to
+    a register that does not allow it (a write to a read-only one, a read of a write-only
+    one)."""
+
+    section = "4.2.2"
+    spec_ids = ("MMIO-DRV-001", "MMIO-DRV-002", "MMIO-DRV-003")
+
+
+class BadInterruptAck(DriverError):
+    """InterruptACK with bits that name no event (undefined bits)."""
+
+    section = "4.2.2"
+    spec_ids = ("MMIO-DRV-013",)
+
+
+class UnknownHypercall(DriverError):
+    """A descriptor-page hypercall with an unknown number or an address naming nothing."""
+
+    section = "4.2"
+
+
+# Driver side: what a hostile device does to our driver (probe fails cleanly).
+class FeaturesRefused(DeviceError):
+    """The device cleared FEATURES_OK: the driver sets FAILED and gives up (§3.1.1 step 6)."""
+
+    section = "3.1.1"
+    spec_ids = ("INIT-DRV-004", "INIT-DRV-005", "FEAT-DRV-004")
+
+
+class NoVersion1(DeviceError):
+    """A modern transport's device did not offer VIRTIO_F_VERSION_1."""
+
+    section = "6"
+    spec_ids = ("FEAT-DEV-005", "FEAT-DRV-007")
+
+
+class QueueUnavailable(DeviceError):
+    """A queue the driver needs reports maximum size 0 (or one below 1)."""
+
+    section = "4.2.3.2"
+
+
+class QueueNotEnabled(DeviceError):
+    """The device did not report a queue ready after the driver enabled it."""
+
+    section = "4.2.2"
+    spec_ids = ("MMIO-DRV-011",)
+
+
+class ConfigUnstable(DeviceError):
+    """The configuration generation kept changing across every bounded retry of a read."""
+
+    section = "2.5.1"
+    spec_ids = ("CONFIG-DRV-001", "MMIO-DEV-006")
+
+
+class ResetIncomplete(DeviceError):
+    """After writing 0 to status, the device never read back 0."""
+
+    section = "2.4"
+    spec_ids = ("RESET-DEV-001", "RESET-DRV-001")
+
+
+class NotAVirtioDevice(DeviceError):
+    """A discovered window or page entry whose magic, version or layout is not virtio's."""
+
+    section = "4.2.3.1"
+    spec_ids = ("MMIO-DRV-004", "MMIO-DRV-005", "MMIO-DRV-017")
+
+
+class BusMisuse(UsageError):
+    """A driver or device registered twice, or unregistered without being registered."""
+
+    section = "3.1"
+
+
+class DevicePageFull(UsageError):
+    """The host tried to publish a device whose entry does not fit in the descriptor page."""
+
+    section = "4"
+
+
+# --- native peers (§2.7.5, §2.7.6) -------------------------------------------------------
+class PeerRejectedChain(ChainError):
+    """A native peer device (Linux vringh) refused a chain and gave only an errno (§2.7.5).
+
+    The peer does not say which rule broke; `errno` is what it returned. The adapter
+    applies the project's recovery (head returned used with length 0) before raising.
+    """
+
+    section = "2.7.5"
+
+    def __init__(self, message: str, errno: int) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+
+class PeerRejectedRing(RingCorruption):
+    """A native peer device refused the available ring itself (a head out of range, §2.7.6)."""
+
+    section = "2.7.6"
+
+    def __init__(self, message: str, errno: int) -> None:
+        super().__init__(message)
+        self.errno = errno
+# --- Packed virtqueue (§2.8) -------------------------------------------------------------
+class InvalidPackedLayout(InvalidLayout):
+    """Packed queue size outside 1..32768, a misaligned part, or a part outside memory."""
+
+    section = "2.8.11"
+    spec_ids = ("PACKED-DRV-001",)
+
+
+class DescriptorNotAvailable(RingCorruption):
+    """A chain runs into a descriptor not marked available for its lap, or a head whose
+    AVAIL and USED bits both equal the wrap counter: the flags do not match the counter.
+
+    The device will not use a descriptor it has not seen made available (PACKED-DEV-005);
+    a head exposed before the rest of its list breaks PACKED-DRV-011.
+    """
+
+    section = "2.8"
+    spec_ids = ("PACKED-DEV-005", "PACKED-DRV-011")
+
+
+class ChainLongerThanRing(RingCorruption):
+    """Every descriptor of the ring carries NEXT: the list has no end within the queue size."""
+
+    section = "2.8.17"
+    spec_ids = ("PACKED-DRV-007",)
+
+
+class BufferIdOutOfRange(RingCorruption):
+    """An available list's Buffer ID is at or beyond the queue size (no MUST names this)."""
+
+    section = "2.8.13"
+
+
+class BufferIdInFlight(RingCorruption):
+    """An available list reuses a Buffer ID the device still holds: one id in flight twice."""
+
+    section = "2.8.6"
+
+
+class IndirectInList(ChainError):
+    """An INDIRECT descriptor inside a NEXT-linked list (with NEXT, or after other entries)."""
+
+    section = "2.8.19"
+    spec_ids = ("PACKED-DRV-015",)
+
+
+class PackedIndirectNotNegotiated(IndirectNotNegotiated):
+    """VIRTQ_DESC_F_INDIRECT in the packed ring without VIRTIO_F_INDIRECT_DESC."""
+
+    section = "2.8.19"
+    spec_ids = ("PACKED-DRV-012",)
+
+
+class PackedReadableAfterWritable(ReadableAfterWritable):
+    """A device-readable element follows a device-writable one in a packed list."""
+
+    section = "2.8.17"
+    spec_ids = ("PACKED-DRV-008",)
+
+
+class PackedUsedIdOutOfRange(UsedIdOutOfRange):
+    """A used descriptor's Buffer ID is at or beyond the queue size."""
+
+    section = "2.8.22"
+
+
+class PackedUsedIdNotOutstanding(UsedIdNotOutstanding):
+    """A used descriptor names a Buffer ID the driver has not handed out (or was used twice)."""
+
+    section = "2.8.22"
+
+
+class PackedUsedLengthTooLong(DeviceError):
+    """A used descriptor's len exceeds the writable bytes of its buffer (no MUST names this)."""
+
+    section = "2.8.4"
+
+
+# --- virtio-net (§5.1) -----------------------------------------------------------------
+class NetDriverError(DriverError, abstract=True):
+    """A virtio-net driver broke a rule; the device drops the request and keeps working."""
+
+
+class NetTxHeaderTooShort(NetDriverError):
+    """A transmit chain carries fewer readable bytes than the negotiated virtio_net_hdr."""
+
+    section = "5.1.9.2"
+    spec_ids = ("NET-DRV-014",)
+
+
+class NetTxWritable(NetDriverError):
+    """A transmit chain has device-writable descriptors (no MUST names this)."""
+
+    section = "5.1.9.2"
+
+
+class NetTxRunt(NetDriverError):
+    """A transmitted frame is shorter than an Ethernet header (no MUST names this)."""
+
+    section = "5.1.9.2"
+
+
+class NetTxTooLong(NetDriverError):
+    """A transmitted frame exceeds mtu plus the Ethernet header, or 64 KiB."""
+
+    section = "5.1.4.2"
+    spec_ids = ("NET-DRV-008",)
+
+
+class NetTxBadHeader(NetDriverError):
+    """A transmit header the negotiated features forbid: gso_type, flags or num_buffers."""
+
+    section = "5.1.9.2.1"
+    spec_ids = (
+        "NET-DRV-015", "NET-DRV-016", "NET-DRV-018", "NET-DRV-019", "NET-DRV-020",
+        "NET-DRV-021", "NET-DRV-026", "NET-DRV-027", "NET-DRV-028", "NET-DRV-034",
+        "NET-DRV-043", "NET-DRV-044", "NET-DRV-046", "NET-DRV-047", "NET-DEV-022",
+        "NET-DEV-024",
+    )
+
+
+class NetTxBadChecksumOffsets(NetDriverError):
+    """NEEDS_CSUM with csum_start + csum_offset + 2 beyond the frame."""
+
+    section = "5.1.9.2.1"
+    spec_ids = ("NET-DRV-033",)
+
+
+class NetRxBufferNotWritable(NetDriverError):
+    """A receive buffer has device-readable descriptors (no MUST names this)."""
+
+    section = "5.1.9.3"
+
+
+class NetRxBufferTooSmall(NetDriverError):
+    """A receive buffer too small: below the header with MRG_RXBUF, below the packet without."""
+
+    section = "5.1.9.3.1"
+    spec_ids = ("NET-DRV-052", "NET-DRV-007")
+
+
+class NetCtrlMalformed(NetDriverError):
+    """A control command without room for its ack, or truncated before its data ends."""
+
+    section = "5.1.9.5"
+    spec_ids = ("NET-DRV-062",)
+
+
+class NetCtrlUnsupported(NetDriverError):
+    """A control command of an unknown class or command, or of a feature not negotiated."""
+
+    section = "5.1.9.5"
+    spec_ids = ("NET-DRV-058", "NET-DRV-059", "NET-DRV-060")
+
+
+class NetCtrlBadValue(NetDriverError):
+    """A receive-mode command whose on/off byte is neither 0 nor 1."""
+
+    section = "5.1.9.5.1"
+
+
+class NetConfigWrite(NetDriverError):
+    """The driver wrote the read-only virtio-net configuration space."""
+
+    section = "5.1.4.2"
+    spec_ids = ("NET-DRV-001",)
+
+
+class NetDeviceError(DeviceError, abstract=True):
+    """A virtio-net device broke a rule; the driver drops the packet and counts it."""
+
+
+class NetRxUsedTooShort(NetDeviceError):
+    """A used receive buffer's length is below the header, or 0 for a continuation buffer."""
+
+    section = "5.1.9.4"
+
+
+class NetRxNumBuffersInvalid(NetDeviceError):
+    """num_buffers is 0, more than the buffers posted, or not 1 without MRG_RXBUF."""
+
+    section = "5.1.9.3.2"
+    spec_ids = ("NET-DEV-027", "NET-DEV-028")
+
+
+class NetRxBufferNotFilled(NetDeviceError):
+    """A merged packet left one of its first num_buffers - 1 buffers short of full."""
+
+    section = "5.1.9.4"
+
+
+class NetRxBadHeader(NetDeviceError):
+    """Receive header flags or gso_type the negotiated features do not allow."""
+
+    section = "5.1.9.4"
+
+
+class NetRxFrameTooLong(NetDeviceError):
+    """A received frame exceeds mtu plus the Ethernet header after VIRTIO_NET_F_MTU."""
+
+    section = "5.1.4.1"
+    spec_ids = ("NET-DEV-005",)
+
+
+class NetRxRunt(NetDeviceError):
+    """A received frame is shorter than an Ethernet header (Linux counts a length error)."""
+
+    section = "5.1.9.4"
+
+
+class NetBadConfig(NetDeviceError):
+    """Config space out of range: mtu outside 68..65535."""
+
+    section = "5.1.4.1"
+    spec_ids = ("NET-DEV-002",)
+
+
+class NetUsageError(UsageError, abstract=True):
+    """The local caller misused the virtio-net driver API."""
+
+
+class NetFrameSize(NetUsageError):
+    """send() of a frame shorter than an Ethernet header or longer than the MTU allows."""
+
+    section = "5.1.4.2"
+    spec_ids = ("NET-DRV-008",)
+
+
+class NetLinkDown(NetUsageError):
+    """send() while the device reports the link down (the carrier is off)."""
+
+    section = "5.1.4.2"
+    spec_ids = ("NET-DRV-005",)
+
+
+class NetFeatureMissing(NetUsageError):
+    """A control command whose feature was not negotiated (the driver refuses to issue it)."""
+
+    section = "5.1.9.5"
+    spec_ids = ("NET-DRV-058", "NET-DRV-059", "NET-DRV-060")
+
+
+class PcapFormatError(NetUsageError):
+    """A file given as a capture is not a microsecond Ethernet pcap file, or ends mid-record."""
+
+
+class NetDeviceSetup(NetUsageError):
+    """A NetDevice constructed with an impossible configuration (bad MAC, mtu, backlog)."""
+
+    section = "5.1.4.1"
+    spec_ids = ("NET-DEV-002",)
+
+
+class NetCtrlNoAnswer(NetDeviceError):
+    """The device did not use a control command after it was kicked (§5.1.9.5)."""
+
+    section = "5.1.9.5"
+
+
+class TapUnavailable(NetUsageError):
+    """A TAP interface cannot be created or read (no /dev/net/tun, no permission)."""
+
+
+class NetDriverSetup(NetUsageError):
+    """A NetDriver probed with no guest memory or allocator to put its buffers in."""

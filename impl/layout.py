@@ -16,6 +16,7 @@ Spec: §2.7 (part sizes and alignment table), §2.7.1 (SPLIT-DRV-001), §2.7.2 (
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import ClassVar
@@ -76,6 +77,25 @@ class UsedElem:
         """Decode 8 bytes."""
         ident, length = cls._STRUCT.unpack(raw)
         return cls(id=ident, len=length)
+
+
+_DESC_STRUCT = struct.Struct("<QIHH")
+
+pack_descriptor: Callable[[int, int, int, int], bytes] = _DESC_STRUCT.pack
+"""`(addr, len, flags, next)` to the 16 bytes of a `virtq_desc`, without building an object
+(the ring's hot path; `Descriptor.pack` is the same encoding)."""
+
+unpack_descriptor: Callable[[bytes], tuple[int, int, int, int]] = _DESC_STRUCT.unpack
+"""16 bytes of a `virtq_desc` to `(addr, len, flags, next)`, without building an object."""
+
+
+_USED_ELEM_STRUCT = struct.Struct("<II")
+
+pack_used_elem: Callable[[int, int], bytes] = _USED_ELEM_STRUCT.pack
+"""`(id, len)` to the 8 bytes of a `virtq_used_elem`, without building an object."""
+
+unpack_used_elem: Callable[[bytes], tuple[int, int]] = _USED_ELEM_STRUCT.unpack
+"""8 bytes of a `virtq_used_elem` to `(id, len)`, without building an object."""
 
 
 def is_valid_queue_size(size: int) -> bool:

@@ -7,10 +7,11 @@ Rules:
   (or an address that does not fit 64 bits) raises `MemoryFault`, never wraps.
 - Scalars are little-endian, as every virtio 1.x structure is (§1.4, §2.7.3).
 - Ordering points are explicit calls to `barrier(kind, label)`. In this memory they
-  cost nothing, because one Python thread is sequentially consistent; a test memory
-  (see `tests/support`) subclasses it to make every access a scheduling point and to
-  buffer stores per side, so the labels are where orderings get checked. A label names
-  the pair: the publishing side and the observing side use the same letter.
+  cost nothing, because one Python thread is sequentially consistent; the interleaving
+  explorer's memory (`impl/replay.py`, `impl/weak_memory.py`) makes every access a
+  scheduling point and buffers stores per side, so the labels are where orderings get
+  checked (docs/ordering.md). A label names the pair: the publishing side and the
+  observing side use the same letter.
 
 Spec: §2.7.13.3 and §2.7.13.4 (driver barriers), §2.7.8 and §2.7.7 (device side).
 """
@@ -52,6 +53,11 @@ class GuestMemory:
         self._buf: bytearray | mmap.mmap = backing
         self.size: int = len(backing)
 
+    @property
+    def backing(self) -> bytearray | mmap.mmap:
+        """The bytes themselves, for a native peer that must address the same pages."""
+        return self._buf
+
     def contains(self, addr: int, length: int) -> bool:
         """Whether `[addr, addr + length)` lies inside the region, with no 64-bit wrap."""
         return 0 <= addr < _ADDR_LIMIT and 0 <= length and addr + length <= self.size
@@ -87,8 +93,10 @@ class GuestMemory:
 
     def read(self, addr: int, length: int) -> bytes:
         """Read `length` bytes."""
-        self.check(addr, length)
-        return bytes(self._buf[addr : addr + length])
+        end = addr + length
+        if not (0 <= addr <= end <= self.size and addr < _ADDR_LIMIT):  # `check`, inlined
+            raise MemoryFault(addr, length, self.size)
+        return bytes(self._buf[addr:end])
 
     def write_u8(self, addr: int, value: int) -> None:
         """Write one byte."""
@@ -116,8 +124,10 @@ class GuestMemory:
 
     def write(self, addr: int, data: bytes | bytearray | memoryview) -> None:
         """Write `data` at `addr`."""
-        self.check(addr, len(data))
-        self._buf[addr : addr + len(data)] = data
+        end = addr + len(data)
+        if not (0 <= addr <= end <= self.size and addr < _ADDR_LIMIT):  # `check`, inlined
+            raise MemoryFault(addr, len(data), self.size)
+        self._buf[addr:end] = data
 
     def fill(self, addr: int, length: int, byte: int = 0) -> None:
         """Set `length` bytes at `addr` to `byte`."""

@@ -42,12 +42,12 @@ def mask(bits: int = INDEX_BITS) -> int:
 
 def wrap(value: Index, bits: int = INDEX_BITS) -> Index:
     """Reduce `value` modulo 2**bits (a no-op on a bit-vector of that width)."""
-    return value & mask(bits)
+    return value & ((1 << bits) - 1)
 
 
 def advance(idx: Index, by: int = 1, bits: int = INDEX_BITS) -> Index:
     """The index `by` entries after `idx`, wrapping at 2**bits."""
-    return wrap(idx + by, bits)
+    return (idx + by) & ((1 << bits) - 1)
 
 
 def distance(newer: Index, older: Index, bits: int = INDEX_BITS) -> Index:
@@ -56,12 +56,12 @@ def distance(newer: Index, older: Index, bits: int = INDEX_BITS) -> Index:
     Exact whenever the true distance is below 2**bits, which the queue size bound
     guarantees for entries in flight (§2.7: at most queue-size buffers outstanding).
     """
-    return wrap(newer - older, bits)
+    return (newer - older) & ((1 << bits) - 1)
 
 
 def slot(idx: Index, size: int, bits: int = INDEX_BITS) -> Index:
     """The ring slot an index refers to: idx mod size, for a power-of-two size (§2.7)."""
-    return idx & (size - 1) & mask(bits)
+    return idx & (size - 1) & ((1 << bits) - 1)
 
 
 def ult(a: Index, b: Index) -> Any:

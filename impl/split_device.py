@@ -34,7 +34,7 @@ from .errors import (
     QueueBroken,
     RingCorruption,
 )
-from .layout import SplitLayout
+from .layout import SplitLayout, pack_used_elem
 from .memory import Barrier, GuestMemory
 from .ring_math import advance, distance, need_event, slot, wrap
 from .spec import INDEX_MODULUS, AvailFlag, Feature, UsedFlag, has_feature
@@ -54,6 +54,8 @@ class SplitDevice:
         self.mem = mem
         self.layout = layout
         self.size = layout.size
+        self._avail_idx_at = layout.avail_idx  # the two hot fixed addresses, looked up once
+        self._used_idx_at = layout.used_idx
         self.event_idx = has_feature(features, Feature.EVENT_IDX)
         self.indirect = has_feature(features, Feature.INDIRECT_DESC)
         self._initial = wrap(initial_index)
@@ -100,7 +102,7 @@ class SplitDevice:
 
     def _pending(self) -> int:
         """Read avail.idx and return how many entries lie beyond next_avail, checked."""
-        avail_idx = self.mem.read_u16(self.layout.avail_idx)
+        avail_idx = self.mem.read_u16(self._avail_idx_at)
         pending = distance(avail_idx, self.next_avail)
         if pending > self.size:
             self._fail(
@@ -131,11 +133,10 @@ class SplitDevice:
     def _write_used(self, head: int, written: int) -> None:
         """Fill the used element, then publish used.idx (publish C)."""
         elem = self.layout.used_ring(slot(self.next_used, self.size))
-        self.mem.write_u32(elem, head)
-        self.mem.write_u32(elem + 4, written)
+        self.mem.write(elem, pack_used_elem(head, written))
         self.mem.barrier(Barrier.WRITE, "C")  # publish C
         self.next_used = advance(self.next_used)
-        self.mem.write_u16(self.layout.used_idx, self.next_used)
+        self.mem.write_u16(self._used_idx_at, self.next_used)
         self._unsignalled += 1
 
     # --- used buffer notifications (§2.7.7.2) ----------------------------------------

@@ -37,13 +37,21 @@ from .errors import (
     UsedIndexJump,
     UsedLengthTooLong,
 )
-from .layout import Descriptor, SplitLayout, avail_ring_bytes, desc_table_bytes, used_ring_bytes
+from .layout import (
+    SplitLayout,
+    avail_ring_bytes,
+    desc_table_bytes,
+    pack_descriptor,
+    unpack_used_elem,
+    used_ring_bytes,
+)
 from .memory import Barrier, GuestMemory
 from .ring_math import advance, distance, need_event, slot, wrap
 from .spec import (
     DESC_SIZE,
     INDEX_MODULUS,
     MAX_CHAIN_BYTES,
+    USED_ELEM_SIZE,
     AvailFlag,
     DescFlag,
     Feature,
@@ -52,6 +60,11 @@ from .spec import (
 )
 
 Token = Hashable
+
+_NEXT = int(DescFlag.NEXT)
+_WRITE = int(DescFlag.WRITE)
+_INDIRECT = int(DescFlag.INDIRECT)
+"""Plain-int flag bits: `int | IntFlag` goes through enum code, too slow per descriptor."""
 
 
 @dataclass(slots=True)
@@ -89,6 +102,8 @@ class SplitDriver:
         self.mem = mem
         self.layout = layout
         self.size = layout.size
+        self._avail_idx_at = layout.avail_idx  # the two hot fixed addresses, looked up once
+        self._used_idx_at = layout.used_idx
         self.event_idx = has_feature(features, Feature.EVENT_IDX)
         self.indirect = has_feature(features, Feature.INDIRECT_DESC) and allocator is not None
         self._allocator = allocator
@@ -126,9 +141,9 @@ class SplitDriver:
         size, a segment outside memory, or a None token).
         """
         self._check_live()
-        segments = [(seg, 0) for seg in out] + [(seg, int(DescFlag.WRITE)) for seg in in_]
-        self._check_buffer(segments, token)
-        table = self._indirect_table(len(segments))
+        segments = [(seg, 0) for seg in out] + [(seg, _WRITE) for seg in in_]
+        writable = self._check_buffer(segments, token)
+        table = self._indirect_table(len(segments)) if self.indirect else None
         needed = 1 if table is not None else len(segments)
         if self.num_free < needed:
             if table is not None and self._allocator is not None:
@@ -138,7 +153,6 @@ class SplitDriver:
             head = self._write_indirect(table, segments)
         else:
             head = self._write_direct(segments)
-        writable = sum(seg.len for seg in in_)
         self._state[head] = _Outstanding(token, needed, writable, table)
         self.outstanding += 1
         self._publish(head)
@@ -152,18 +166,25 @@ class SplitDriver:
         """Expose a device-writable buffer."""
         return self.add_sgs((), segments, token)
 
-    def _check_buffer(self, segments: list[tuple[Segment, int]], token: Token) -> None:
+    def _check_buffer(self, segments: list[tuple[Segment, int]], token: Token) -> int:
+        """Refuse a buffer no driver may add (`BadBuffer`); return its writable bytes."""
         if token is None:
             raise BadBuffer("a buffer needs a token other than None")
         if not segments:
             raise BadBuffer("a buffer needs at least one segment")
         if len(segments) > self.size:
             raise BadBuffer(f"{len(segments)} segments exceed queue size {self.size}")
-        if sum(seg.len for seg, _ in segments) >= MAX_CHAIN_BYTES:
-            raise BadBuffer("a chain must stay below 2^32 bytes")
-        for seg, _ in segments:
-            if not self.mem.contains(seg.addr, seg.len):
+        total = writable = 0
+        contains = self.mem.contains
+        for seg, flags in segments:
+            if not contains(seg.addr, seg.len):
                 raise BadBuffer(f"segment [{seg.addr:#x}, +{seg.len}) outside guest memory")
+            total += seg.len
+            if flags:
+                writable += seg.len
+        if total >= MAX_CHAIN_BYTES:
+            raise BadBuffer("a chain must stay below 2^32 bytes")
+        return writable
 
     def _indirect_table(self, parts: int) -> int | None:
         """Allocate an indirect table when it is negotiated and worth it (Linux's rule)."""
@@ -173,16 +194,14 @@ class SplitDriver:
 
     def _write_indirect(self, table: int, segments: list[tuple[Segment, int]]) -> int:
         last = len(segments) - 1
+        write = self.mem.write
         for i, (seg, flags) in enumerate(segments):
-            chained = flags | (DescFlag.NEXT if i < last else 0)
-            desc = Descriptor(addr=seg.addr, len=seg.len, flags=chained, next=i + 1)
-            self.mem.write(table + DESC_SIZE * i, desc.pack())
+            chained = flags | _NEXT if i < last else flags
+            write(table + DESC_SIZE * i, pack_descriptor(seg.addr, seg.len, chained, i + 1))
         head = self.free_head
         table_len = DESC_SIZE * len(segments)
-        pointer = Descriptor(
-            addr=table, len=table_len, flags=DescFlag.INDIRECT, next=self._next[head]
-        )
-        self.mem.write(self.layout.desc_addr(head), pointer.pack())
+        pointer = pack_descriptor(table, table_len, _INDIRECT, self._next[head])
+        write(self.layout.desc_addr(head), pointer)
         self.free_head = self._next[head]
         self.num_free -= 1
         return head
@@ -190,12 +209,13 @@ class SplitDriver:
     def _write_direct(self, segments: list[tuple[Segment, int]]) -> int:
         head = index = self.free_head
         last = len(segments) - 1
+        write, table, links = self.mem.write, self.layout.desc, self._next
         for i, (seg, flags) in enumerate(segments):
-            chained = flags | (DescFlag.NEXT if i < last else 0)
-            desc = Descriptor(addr=seg.addr, len=seg.len, flags=chained, next=self._next[index])
-            self.mem.write(self.layout.desc_addr(index), desc.pack())
+            chained = flags | _NEXT if i < last else flags
+            raw = pack_descriptor(seg.addr, seg.len, chained, links[index])
+            write(table + DESC_SIZE * index, raw)
             if i < last:
-                index = self._next[index]
+                index = links[index]
         self.free_head = self._next[index]
         self.num_free -= len(segments)
         return head
@@ -206,7 +226,7 @@ class SplitDriver:
         self.mem.write_u16(lay.avail_ring(slot(self.avail_idx, self.size)), head)
         self.mem.barrier(Barrier.WRITE, "A")  # publish A (SPLIT-DRV-024)
         self.avail_idx = advance(self.avail_idx)
-        self.mem.write_u16(lay.avail_idx, self.avail_idx)
+        self.mem.write_u16(self._avail_idx_at, self.avail_idx)
         self._num_added += 1
 
     # --- notifying the device (§2.7.13.4, §2.7.10) ----------------------------------
@@ -247,7 +267,7 @@ class SplitDriver:
         outstanding, the id must be an outstanding head, len at most its writable bytes.
         """
         self._check_live()
-        used_idx = self.mem.read_u16(self.layout.used_idx)
+        used_idx = self.mem.read_u16(self._used_idx_at)
         pending = distance(used_idx, self.last_used_idx)
         if pending == 0:
             return None
@@ -257,8 +277,7 @@ class SplitDriver:
             )
         self.mem.barrier(Barrier.READ, "C")  # observe C
         elem = self.layout.used_ring(slot(self.last_used_idx, self.size))
-        head = self.mem.read_u32(elem)
-        written = self.mem.read_u32(elem + 4)
+        head, written = unpack_used_elem(self.mem.read(elem, USED_ELEM_SIZE))
         if head >= self.size:
             self._fail(UsedIdOutOfRange(f"used id {head} >= queue size {self.size}"))
         record = self._state[head]

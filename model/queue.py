@@ -13,6 +13,10 @@ Rules:
   position (the flag form: about every position; the event-index form: about one
   position, taken modulo 2^16 as the rings carry it, §2.7.7, §2.7.10) and the other
   side notifies when a batch it published covers that position.
+- Ring-neutral counting: the counters count *positions*. A buffer occupies `slots`
+  positions (always 1 in the split ring; in the packed ring, the ring descriptors its
+  list took, §2.8.6), and positions are told apart modulo `positions` (2^16 for the
+  split ring's indices, 2 * size for the packed ring's offset and wrap counter, §2.8.1).
 - Each method returns what the spec says the operation yields; `view()` is what the
   implementation's memory must decode to.
 
@@ -64,12 +68,12 @@ class QueueView:
     avail_event: int | None
 
 
-def covers(start: int, end: int, position: int) -> bool:
-    """Whether counters start, start+1, ..., end-1 include one equal to `position` mod 2^16.
+def covers(start: int, end: int, position: int, modulus: int = POSITIONS) -> bool:
+    """Whether counters start, start+1, ..., end-1 include one equal to `position` mod `modulus`.
 
-    The first such counter at or after `start` is start + (position - start) mod 2^16.
+    The first such counter at or after `start` is start + (position - start) mod modulus.
     """
-    return start + (position - start) % POSITIONS < end
+    return start + (position - start) % modulus < end
 
 
 @dataclass
@@ -84,6 +88,8 @@ class VirtqueueModel:
     used: deque[tuple[Token, bytes]] = field(default_factory=deque)
     callbacks_enabled: bool = True
     kicks_wanted: bool = True
+    positions: int = POSITIONS
+    slots: dict[Token, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.published = self.taken = self.used_count = self.reclaimed = self.initial
@@ -96,27 +102,29 @@ class VirtqueueModel:
         return len(self.available) + len(self.in_device) + len(self.used)
 
     # --- driver operations ------------------------------------------------------------
-    def add(self, token: Token, buffer: Buffer) -> None:
-        """The driver makes `buffer` available under `token` (§2.7.13)."""
+    def add(self, token: Token, buffer: Buffer, slots: int = 1) -> None:
+        """The driver makes `buffer` available under `token`, taking `slots` positions."""
         assert token not in self.tokens(), "a token is outstanding at most once"
         self.available.append((token, buffer))
-        self.published += 1
+        self.slots[token] = slots
+        self.published += slots
 
     def kick_prepare(self) -> bool:
         """Does the device want to hear about what was published since the last decision?"""
         start, self.kicked_at = self.kicked_at, self.published
         if self.event_idx:
-            return covers(start, self.published, self.avail_event)
+            return covers(start, self.published, self.avail_event, self.positions)
         return self.kicks_wanted
 
     def get_buf(self) -> tuple[Token, bytes] | None:
         """The driver reclaims the oldest used buffer with the bytes the device wrote."""
         if not self.used:
             return None
-        self.reclaimed += 1
+        token, written = self.used.popleft()
+        self.reclaimed += self.slots.pop(token)
         if self.callbacks_enabled:
             self.used_event = self.reclaimed
-        return self.used.popleft()
+        return token, written
 
     def disable_cb(self) -> None:
         """The driver stops asking for interrupts (the event position is left stale)."""
@@ -133,11 +141,12 @@ class VirtqueueModel:
         self.callbacks_enabled = True
         later = (self.published - self.reclaimed) * 3 // 4
         self.used_event = self.reclaimed + later
-        return len(self.used) <= later
+        return sum(self.slots[token] for token, _ in self.used) <= later
 
     def detach_all(self) -> list[Token]:
         """After a reset: every buffer not reclaimed comes back exactly once."""
         tokens = self.tokens()
+        self.slots.clear()
         self.available.clear()
         self.in_device.clear()
         self.used.clear()
@@ -149,14 +158,14 @@ class VirtqueueModel:
         if not self.available:
             return None
         token, buffer = self.available.popleft()
-        self.taken += 1
+        self.taken += self.slots[token]
         self.in_device[token] = buffer
         return token, buffer
 
     def reject(self) -> Token:
         """The device takes the oldest available buffer and returns it unused (bad chain)."""
         token, _ = self.available.popleft()
-        self.taken += 1
+        self.taken += self.slots[token]
         self._return(token, b"")
         return token
 
@@ -168,13 +177,13 @@ class VirtqueueModel:
 
     def _return(self, token: Token, written: bytes) -> None:
         self.used.append((token, written))
-        self.used_count += 1
+        self.used_count += self.slots[token]
 
     def needs_notification(self) -> bool:
         """Does the driver want an interrupt for what was used since the last decision?"""
         start, self.signalled_at = self.signalled_at, self.used_count
         if self.event_idx:
-            return covers(start, self.used_count, self.used_event)
+            return covers(start, self.used_count, self.used_event, self.positions)
         return self.callbacks_enabled
 
     def enable_notification(self) -> bool:
@@ -194,18 +203,19 @@ class VirtqueueModel:
         return [t for t, _ in self.available] + list(self.in_device) + [t for t, _ in self.used]
 
     def view(self) -> QueueView:
-        """The state as 16-bit rings can show it."""
+        """The state as the ring can show it: counters modulo `positions`."""
         flags, event = (None, self.event_idx) if self.event_idx else (True, False)
+        modulus = self.positions
         return QueueView(
             available=tuple(self.available),
             in_device=frozenset(self.in_device.items()),
             used=tuple(self.used),
-            avail_idx=self.published % POSITIONS,
-            used_idx=self.used_count % POSITIONS,
-            next_avail=self.taken % POSITIONS,
+            avail_idx=self.published % modulus,
+            used_idx=self.used_count % modulus,
+            next_avail=self.taken % modulus,
             callbacks_enabled=self.callbacks_enabled,
             interrupts_wanted=self.callbacks_enabled if flags else None,
-            used_event=self.used_event % POSITIONS if event else None,
+            used_event=self.used_event % modulus if event else None,
             kicks_wanted=self.kicks_wanted if flags else None,
-            avail_event=self.avail_event % POSITIONS if event else None,
+            avail_event=self.avail_event % modulus if event else None,
         )

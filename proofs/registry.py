@@ -92,7 +92,6 @@ OWNERSHIP_STEPS = ("add", "pop", "push_used", "get_buf", "reset", "detach")
 _WALK_FUNCTIONS = (
     "impl.chain.walk_chain",
     "impl.chain._enter_indirect",
-    "impl.chain._Walk.add",
     "impl.chain.read_descriptor",
     "impl.memory.GuestMemory.contains",
 )
@@ -194,7 +193,15 @@ def all_obligations() -> list[Obligation]:
             "length, memory up to 2^64 bytes",
             parts=(_bounds,),
         ),
+        *_packed(),
     ]
+
+
+def _packed() -> list[Obligation]:
+    """The packed ring's obligations, listed in `proofs.packed` (§2.8)."""
+    from .packed import obligations
+
+    return obligations()
 
 
 def by_name(name: str) -> Obligation:

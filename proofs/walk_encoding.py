@@ -152,7 +152,7 @@ def step(walk: Walk, s: WalkState) -> WalkState:
         (s.in_table, code(errors.NestedIndirect)),
         (flag(DescFlag.NEXT), code(errors.IndirectWithNext)),
         (z3.Or(d_len == 0, d_len & (DESC_SIZE - 1) != 0), code(errors.BadIndirectTable)),
-        (z3.UGT(entries, walk.size), code(errors.ChainTooLong)),
+        (z3.UGT(s.readable + s.writable + entries, walk.size), code(errors.ChainTooLong)),
         (z3.Not(contains(walk, d_addr, d_len)), code(errors.BufferOutOfBounds)),
         otherwise=w(Outcome.RUNNING),
     )

@@ -74,6 +74,7 @@ class SplitQueueMachine(RuleBasedStateMachine):
         self.device_factory = device_factory
         self.ready = False
         self.crossed_avail = self.crossed_used = False
+        self.avail_laps = self.used_laps = 0
 
     # --- setup ------------------------------------------------------------------------
     @initialize(
@@ -100,13 +101,13 @@ class SplitQueueMachine(RuleBasedStateMachine):
         self._build()
 
     def _build(self) -> None:
-        self.driver_mem, self.device_mem = split_views(self.backing, self.layout)
+        self.driver_mem, self.device_mem = self._views()
         self.driver = self.driver_factory(
             self.driver_mem, self.layout, self.features, self.allocator, self.start
         )
         self.device = self.device_factory(self.device_mem, self.layout, self.features, self.start)
         self.driver_mem.armed = self.device_mem.armed = True
-        self.model = VirtqueueModel(self.layout.size, self.event_idx, self.start)
+        self.model = self._new_model()
         self.next_token = 0
         self.segments: dict[int, tuple[list[Segment], list[Segment]]] = {}
         self.heads: dict[int, int] = {}
@@ -137,7 +138,7 @@ class SplitQueueMachine(RuleBasedStateMachine):
         note(f"add token={token} head={head} out={[len(d) for d in out]} room={room}")
         self.segments[token] = (out_segs, in_segs)
         self.heads[token] = head
-        self.model.add(token, Buffer(tuple(out), tuple(room)))
+        self.model.add(token, Buffer(tuple(out), tuple(room)), self._footprint())
         assert self.model.outstanding <= self.layout.size
 
     def _fill(self, data: bytes) -> Segment:
@@ -286,19 +287,16 @@ class SplitQueueMachine(RuleBasedStateMachine):
             return
         token, _ = self.model.available[0]
         head = self.heads[token]
-        raw = Descriptor.unpack(self.mem.read(self.layout.desc_addr(head), DESC_SIZE))
-        broken = Descriptor(addr=raw.addr, len=raw.len, flags=raw.flags | DescFlag.NEXT,
-                            next=self.layout.size)
-        self.mem.write(self.layout.desc_addr(head), broken.pack())
+        expected, restore = self._break_head(head)
         try:
             self.device.pop()
         except ChainError as error:
             note(f"bad chain at head {head}: {type(error).__name__}")
-            assert isinstance(error, NextOutOfRange) and error.head == head
+            assert isinstance(error, expected) and error.head == head
         else:
-            raise AssertionError("a chain with next out of range was accepted")
+            raise AssertionError(f"a chain breaking {expected.__name__} was accepted")
         finally:
-            self.mem.write(self.layout.desc_addr(head), raw.pack())
+            restore()
         assert self.model.reject() == token
 
     @precondition(lambda self: self.ready)
@@ -324,17 +322,52 @@ class SplitQueueMachine(RuleBasedStateMachine):
         """The abstraction of memory and the two sides' shadows equals the model's view."""
         if not self.ready:
             return
-        seen = abstract(self.mem, self.layout, self.driver, self.device, event_idx=self.event_idx)
+        seen = self._abstract()
         want = self.model.view()
         assert seen == want, f"abstraction differs from the model:\n{seen}\n!=\n{want}"
-        self.crossed_avail |= self.model.published >= 1 << 16
-        self.crossed_used |= self.model.used_count >= 1 << 16
+        avail_laps, used_laps = self._laps()
+        self.avail_laps = max(self.avail_laps, avail_laps)
+        self.used_laps = max(self.used_laps, used_laps)
+        self.crossed_avail |= self.avail_laps > 0
+        self.crossed_used |= self.used_laps > 0
 
     @invariant()
     def ring_is_whole(self) -> None:
         """In flight never exceeds the size; every descriptor is free or in one live chain."""
-        if not self.ready:
-            return
+        if self.ready:
+            self._check_whole()
+
+    # --- what differs between ring types (overridden by tests/packed_machine.py) -------
+    def _views(self) -> tuple[GuestMemory, GuestMemory]:
+        """Each side's view of the shared memory, refusing writes into the other's parts."""
+        return split_views(self.backing, self.layout)
+
+    def _new_model(self) -> VirtqueueModel:
+        """The model of this queue: one position per buffer, modulo 2^16."""
+        return VirtqueueModel(self.layout.size, self.event_idx, self.start)
+
+    def _footprint(self) -> int:
+        """How many positions the buffer just added takes: one avail ring entry."""
+        return 1
+
+    def _laps(self) -> tuple[int, int]:
+        """How many times the avail and used indices have wrapped 16 bits so far."""
+        return self.model.published >> 16, self.model.used_count >> 16
+
+    def _abstract(self) -> Any:
+        """The abstraction function of this ring type applied to the current state."""
+        return abstract(self.mem, self.layout, self.driver, self.device, event_idx=self.event_idx)
+
+    def _break_head(self, head: int) -> tuple[type[ChainError], Callable[[], None]]:
+        """Point the head's `next` outside the table; return the error due and an undo."""
+        raw = Descriptor.unpack(self.mem.read(self.layout.desc_addr(head), DESC_SIZE))
+        broken = Descriptor(addr=raw.addr, len=raw.len, flags=raw.flags | DescFlag.NEXT,
+                            next=self.layout.size)
+        self.mem.write(self.layout.desc_addr(head), broken.pack())
+        return NextOutOfRange, lambda: self.mem.write(self.layout.desc_addr(head), raw.pack())
+
+    def _check_whole(self) -> None:
+        """Split ring: in flight at most the size, and the descriptor partition holds."""
         avail_idx = self.mem.read_u16(self.layout.avail_idx)
         used_idx = self.mem.read_u16(self.layout.used_idx)
         assert distance(avail_idx, used_idx) <= self.layout.size

@@ -165,6 +165,9 @@ _EDGES = [  # table, indirect table: the outcomes random tables rarely reach
     (_pad(Descriptor(addr=INDIRECT_AT, len=32, flags=_IND | _WRITE)),
      _pad(Descriptor(addr=0, len=8, flags=_NEXT, next=1),
           Descriptor(addr=0, len=8, flags=_NEXT | _WRITE, next=0))),
+    # one direct buffer, then a 2-entry table in a queue of 2: refused before the table
+    (_pad(Descriptor(addr=0, len=1, flags=_NEXT, next=1),
+          Descriptor(addr=INDIRECT_AT, len=32, flags=_IND)), _pad(Descriptor(addr=0, len=1))),
 ]
 
 

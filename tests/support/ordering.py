@@ -1,0 +1,418 @@
+"""The standard ordering scenarios: one driver operation against one device operation.
+
+Queue size 2, two buffers in flight (other sizes through `Geometry`), in both
+notification modes (flags and VIRTIO_F_EVENT_IDX) and both directions:
+
+* `kick` (available buffers, §2.7.13, §2.7.10): the device is awake with kicks
+  suppressed; it drains the ring, re-enables kicks, re-checks, and goes idle. The
+  driver concurrently writes two buffers' data, publishes each and asks whether to
+  kick after each.
+* `interrupt` (used buffers, §2.7.14, §2.7.7): the driver is polling with interrupts
+  suppressed; it reclaims, re-enables interrupts, re-checks, and goes idle. The device
+  concurrently writes two buffers' data, returns each used and asks whether to
+  interrupt after each.
+* `polling` (event index, §2.7.7): callbacks stay on; the driver's interrupt handler
+  reclaims until `get_buf` finds nothing while the device returns the last buffer.
+
+A first round, run before the concurrent part, moves both indices to 1 and leaves the
+other side's event field stale (avail_event / used_event at 0): so in event-index mode
+too, only the re-enable write can make the other side notify, and the race is live.
+
+`check` runs after each complete execution, once every buffered write has landed:
+no side raised; every buffer the consumer took holds exactly what the producer wrote
+(no buffer seen before its descriptors and data are complete); no lost wake-up (work
+left in the ring while the consumer went idle, and none of the producer's notification
+decisions made after publishing that work said to notify: a notification is latched
+until the consumer looks again, as an eventfd or a pending interrupt is); and the
+refinement: the memory decodes (`impl.observer.abstract`) to the view of the model
+replayed with the operations each side made.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from support.geometry import (
+    LENGTH,
+    STANDARD,
+    DeviceFactory,
+    DriverFactory,
+    Geometry,
+    features_for,
+    field_namer,
+    reference_device,
+    reference_driver,
+)
+
+from impl.chain import Segment
+from impl.interleave import Explorer, Finished, Report, Side
+from impl.memory import GuestMemory
+from impl.observer import abstract
+from impl.ring_math import distance
+from impl.weak_memory import MemoryModel
+from model.queue import Buffer, VirtqueueModel
+
+
+def _program(template: Any, base: GuestMemory, script: Callable[[Any, GuestMemory], Any]) -> Any:
+    """A side program: a fresh copy of the side (its memory swapped in), then its script."""
+
+    def program(mem: GuestMemory) -> Any:
+        side = copy.deepcopy(template, memo={id(base): mem})
+        return script(side, mem)
+
+    return program
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One standard scenario, ready to explore: the sides, the memory, the check."""
+
+    name: str
+    sides: tuple[Side, Side]
+    memory: bytes
+    check: Callable[[Finished], str | None]
+    names: Callable[[int], str] = hex
+
+    def explore(
+        self,
+        model: MemoryModel,
+        dropped: frozenset[tuple[str, ...]] = frozenset(),
+        *,
+        stop_at_failure: bool = True,
+    ) -> Report:
+        """Explore every interleaving under `model` with the barriers in `dropped` removed."""
+        return self.explorer(model, dropped).explore(stop_at_failure=stop_at_failure)
+
+    def explorer(
+        self, model: MemoryModel, dropped: frozenset[tuple[str, ...]] = frozenset()
+    ) -> Explorer:
+        """An explorer of this scenario (for a full exploration or sampled schedules)."""
+        return Explorer(
+            self.sides, self.memory, model, self.check, dropped=dropped, names=self.names
+        )
+
+
+@dataclass
+class _Pair:
+    """A driver, a device and the model beside them, driven in lockstep before the race."""
+
+    geometry: Geometry
+    event_idx: bool
+    base: GuestMemory
+    driver: Any
+    device: Any
+    model: VirtqueueModel
+
+    def add(self, i: int, *, writable: bool) -> None:
+        """The driver exposes buffer `i` (an out-buffer's data written first)."""
+        g = self.geometry
+        segment = [Segment(g.data(i), LENGTH)]
+        if writable:
+            self.driver.add_inbuf(segment, g.token(i))
+            self.model.add(g.token(i), Buffer((), (LENGTH,)))
+        else:
+            self.base.write(g.data(i), g.payload(i))
+            self.driver.add_outbuf(segment, g.token(i))
+            self.model.add(g.token(i), Buffer((g.payload(i),), ()))
+
+    def kick(self) -> None:
+        """The driver decides whether to kick."""
+        self.driver.kick_prepare()
+        self.model.kick_prepare()
+
+    def pop(self) -> int:
+        """The device takes the next buffer; returns its head."""
+        head = int(self.device.pop().head)
+        self.model.pop()
+        return head
+
+    def complete(self, i: int, head: int, *, writable: bool) -> None:
+        """The device returns buffer `i` (writing its data if writable), then decides."""
+        g = self.geometry
+        if writable:
+            self.device.in_flight[head].write_payload(self.base, g.payload(i))
+        self.device.push_used(head, LENGTH if writable else 0)
+        self.model.push_used(g.token(i), g.payload(i) if writable else b"")
+        self.device.needs_notification()
+        self.model.needs_notification()
+
+    def reclaim(self) -> None:
+        """The driver takes back the next used buffer."""
+        self.driver.get_buf()
+        self.model.get_buf()
+
+    def scenario(
+        self,
+        name: str,
+        driver_script: Callable[[Any, GuestMemory], Any],
+        device_script: Callable[[Any, GuestMemory], Any],
+        check: Callable[[Finished], str | None],
+    ) -> Scenario:
+        """The race from here: each side a fresh copy of its current state."""
+        g = self.geometry
+        sides = (
+            Side("driver", _program(self.driver, self.base, driver_script)),
+            Side("device", _program(self.device, self.base, device_script)),
+        )
+        mode = "event_idx" if self.event_idx else "flags"
+        shape = "" if g == STANDARD else f" (size {g.size}, {g.buffers} buffers, from {g.start})"
+        memory = self.base.read(0, g.memory_size)
+        return Scenario(f"{name}/{mode}{shape}", sides, memory, check, field_namer(g))
+
+
+def _pair(
+    event_idx: bool, driver_factory: DriverFactory, device_factory: DeviceFactory, g: Geometry
+) -> _Pair:
+    features = features_for(event_idx)
+    base = GuestMemory(g.memory_size)
+    driver = driver_factory(base, g.layout, features, g.start)
+    device = device_factory(base, g.layout, features, g.start)
+    model = VirtqueueModel(g.size, event_idx, initial=g.start)
+    return _Pair(g, event_idx, base, driver, device, model)
+
+
+def _raised(done: Finished) -> str | None:
+    for side, name in enumerate(("driver", "device")):
+        error = done.error(side)
+        if error is not None:
+            return f"the {name} raised {type(error).__name__}: {error}"
+    return None
+
+
+def _refines(
+    done: Finished, pair: _Pair, driver: Any, device: Any, model: VirtqueueModel
+) -> str | None:
+    layout = pair.geometry.layout
+    view = abstract(done.memory, layout, driver, device, event_idx=model.event_idx)
+    expected = model.view()
+    if view == expected:
+        return None
+    return f"refinement broken at quiescence: memory decodes to {view}, the model says {expected}"
+
+
+# --- kick: available buffers, the device re-enables kicks (§2.7.10) -------------------
+def _publish_and_kick(g: Geometry, drv: Any, mem: GuestMemory) -> tuple[Any, list[bool]]:
+    """The driver writes, publishes and asks whether to kick, buffer after buffer."""
+    kicks = []
+    for i in range(1, g.buffers + 1):
+        mem.write(g.data(i), g.payload(i))
+        drv.add_outbuf([Segment(g.data(i), LENGTH)], g.token(i))
+        kicks.append(drv.kick_prepare())
+    return drv, kicks
+
+
+def _drain_then_idle(dev: Any, mem: GuestMemory) -> tuple[Any, list[tuple[Any, ...]]]:
+    """The device serves the ring, re-enables kicks, re-checks, and idles when empty."""
+    log: list[tuple[Any, ...]] = []
+    while True:
+        while (taken := dev.pop()) is not None:
+            log.append(("pop", taken.head, taken.read_payload(mem)))
+            dev.push_used(taken.head, 0)
+            log.append(("push", taken.head))
+        again = dev.enable_notification()
+        log.append(("enable",))
+        if not again:
+            return dev, log
+        dev.disable_notification()
+        log.append(("disable",))
+
+
+def _check_kick(pair: _Pair, done: Finished) -> str | None:
+    """Data intact, no lost kick, refinement (module docstring)."""
+    g = pair.geometry
+    (drv, kicks), (dev, log) = done.result(0), done.result(1)
+    replay = copy.deepcopy(pair.model)
+    for i in range(1, g.buffers + 1):
+        replay.add(g.token(i), Buffer((g.payload(i),), ()))
+    for entry in log:
+        if entry[0] == "pop":
+            token, buffer = replay.pop() or (None, None)
+            if buffer is None or entry[2] != buffer.out[0]:
+                return (
+                    f"the device took a buffer whose data reads {entry[2].hex()}; "
+                    f"the driver published {token} with {buffer and buffer.out[0].hex()}"
+                )
+        elif entry[0] == "push":
+            replay.push_used(drv.token_of(entry[1]), b"")
+        elif entry[0] == "enable":
+            replay.enable_notification()
+        else:
+            replay.disable_notification()
+    pending = distance(done.memory.read_u16(g.layout.avail_idx), dev.next_avail)
+    if pending and not any(kicks[-pending:]):
+        return (
+            f"lost wake-up: {pending} buffer(s) left available, the device went idle "
+            "with notifications enabled, and the driver sent no kick after publishing them"
+        )
+    return _refines(done, pair, drv, dev, replay)
+
+
+def kick_scenario(
+    event_idx: bool,
+    driver_factory: DriverFactory = reference_driver,
+    device_factory: DeviceFactory = reference_device,
+    geometry: Geometry = STANDARD,
+) -> Scenario:
+    """The driver publishes its buffers while the device drains and goes idle."""
+    pair = _pair(event_idx, driver_factory, device_factory, geometry)
+    pair.add(0, writable=False)
+    pair.kick()
+    pair.complete(0, pair.pop(), writable=False)
+    pair.reclaim()
+    pair.device.disable_notification()
+    pair.model.disable_notification()
+    return pair.scenario(
+        "kick",
+        partial(_publish_and_kick, geometry),
+        _drain_then_idle,
+        lambda done: _raised(done) or _check_kick(pair, done),
+    )
+
+
+# --- interrupt and polling: used buffers (§2.7.7, §2.7.14) ----------------------------
+def _complete_and_notify(
+    g: Geometry, returns: list[tuple[int, int]], dev: Any, mem: GuestMemory
+) -> tuple[Any, list[bool]]:
+    """The device writes, returns and asks whether to interrupt, buffer after buffer."""
+    interrupts = []
+    for i, head in returns:
+        dev.in_flight[head].write_payload(mem, g.payload(i))
+        dev.push_used(head, LENGTH)
+        interrupts.append(dev.needs_notification())
+    return dev, interrupts
+
+
+def _reclaim(g: Geometry, drv: Any, mem: GuestMemory, log: list[tuple[Any, ...]]) -> None:
+    """The driver takes back every used buffer it sees, reading its data."""
+    while (got := drv.get_buf()) is not None:
+        token, length = got
+        log.append(("get", token, mem.read(g.data(g.buffer_of(token)), length)))
+
+
+def _reclaim_then_idle(g: Geometry, drv: Any, mem: GuestMemory) -> tuple[Any, list[Any]]:
+    """NAPI style: reclaim with interrupts off, re-enable, re-check, idle when empty."""
+    log: list[tuple[Any, ...]] = []
+    while True:
+        _reclaim(g, drv, mem, log)
+        idle = drv.enable_cb()
+        log.append(("enable",))
+        if idle:
+            return drv, log
+        drv.disable_cb()
+        log.append(("disable",))
+
+
+def _reclaim_until_empty(g: Geometry, drv: Any, mem: GuestMemory) -> tuple[Any, list[Any]]:
+    """An interrupt handler with callbacks left on: reclaim until get_buf finds nothing."""
+    log: list[tuple[Any, ...]] = []
+    _reclaim(g, drv, mem, log)
+    return drv, log
+
+
+def _check_used(pair: _Pair, returned: list[int], done: Finished) -> str | None:
+    """Data intact, no lost interrupt, refinement (module docstring)."""
+    g = pair.geometry
+    (drv, log), (dev, interrupts) = done.result(0), done.result(1)
+    replay = copy.deepcopy(pair.model)
+    for i in returned:
+        replay.push_used(g.token(i), g.payload(i))
+        replay.needs_notification()
+    for entry in log:
+        if entry[0] == "get":
+            expected = replay.get_buf()
+            if expected != (entry[1], entry[2]):
+                return (
+                    f"the driver reclaimed {entry[1]} reading "
+                    f"{entry[2].hex() or 'no bytes'}; the device returned {expected}"
+                )
+        elif entry[0] == "enable":
+            replay.enable_cb()
+        else:
+            replay.disable_cb()
+    pending = distance(done.memory.read_u16(g.layout.used_idx), drv.last_used_idx)
+    if pending and not any(interrupts[-pending:]):
+        return (
+            f"lost wake-up: {pending} used buffer(s) not reclaimed, the driver went idle "
+            "with interrupts enabled, and the device sent no interrupt after returning them"
+        )
+    return _refines(done, pair, drv, dev, replay)
+
+
+def _in_flight(pair: _Pair) -> list[tuple[int, int]]:
+    """The driver exposes buffers 1..n and the device takes them all: (i, head) pairs."""
+    numbers = range(1, pair.geometry.buffers + 1)
+    for i in numbers:
+        pair.add(i, writable=True)
+    pair.kick()
+    return [(i, pair.pop()) for i in numbers]
+
+
+def interrupt_scenario(
+    event_idx: bool,
+    driver_factory: DriverFactory = reference_driver,
+    device_factory: DeviceFactory = reference_device,
+    geometry: Geometry = STANDARD,
+) -> Scenario:
+    """The device returns its buffers used while the driver reclaims and goes idle."""
+    pair = _pair(event_idx, driver_factory, device_factory, geometry)
+    pair.add(0, writable=True)
+    pair.kick()
+    pair.complete(0, pair.pop(), writable=True)
+    pair.driver.disable_cb()
+    pair.model.disable_cb()
+    pair.reclaim()
+    returns = _in_flight(pair)
+    returned = [i for i, _ in returns]
+    return pair.scenario(
+        "interrupt",
+        partial(_reclaim_then_idle, geometry),
+        partial(_complete_and_notify, geometry, returns),
+        lambda done: _raised(done) or _check_used(pair, returned, done),
+    )
+
+
+def polling_scenario(
+    driver_factory: DriverFactory = reference_driver,
+    device_factory: DeviceFactory = reference_device,
+    geometry: Geometry = STANDARD,
+) -> Scenario:
+    """Event-index mode, callbacks left on: the driver's interrupt handler reclaims until
+    `get_buf` finds nothing, while the device returns the other buffers.
+
+    The handler was started by the interrupt for buffer 1. Each `get_buf` that reclaims
+    moves used_event past what it took, then fences (publish D) before the next `get_buf`
+    reads used.idx: the store-buffering pair with the device's `needs_notification`.
+    In flags mode callbacks left on mean the device always interrupts: no race.
+    """
+    pair = _pair(True, driver_factory, device_factory, geometry)
+    pair.add(0, writable=True)
+    pair.kick()
+    pair.complete(0, pair.pop(), writable=True)
+    pair.reclaim()
+    returns = _in_flight(pair)
+    first, head = returns[0]
+    pair.complete(first, head, writable=True)
+    later = returns[1:]
+    returned = [i for i, _ in later]
+    return pair.scenario(
+        "polling",
+        partial(_reclaim_until_empty, geometry),
+        partial(_complete_and_notify, geometry, later),
+        lambda done: _raised(done) or _check_used(pair, returned, done),
+    )
+
+
+def standard_scenarios(
+    driver_factory: DriverFactory = reference_driver,
+    device_factory: DeviceFactory = reference_device,
+) -> list[Scenario]:
+    """Both directions in both modes."""
+    return [
+        build(event_idx, driver_factory, device_factory)
+        for build in (kick_scenario, interrupt_scenario)
+        for event_idx in (False, True)
+    ]
