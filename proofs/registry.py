@@ -175,8 +175,8 @@ def all_obligations() -> list[Obligation]:
         ),
         Obligation(
             name="proof_chain_walk_terminates_2_7_5_2",
-            prop="the walk reads <= N+2 descriptors, never one index twice per table, and "
-            "raises on any reachable cycle",
+            prop="the walk reads <= N+2 descriptors (N+1 unrolled), never one index twice "
+            "per table, and raises on any reachable cycle",
             spec_ids=("SPLIT-DRV-004", "SPLIT-DRV-007", "SPLIT-DEV-002"),
             impl_functions=_WALK_FUNCTIONS,
             bound="induction: every queue size 1..32768, any table contents; unrolled "
