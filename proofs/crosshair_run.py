@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CONTRACTS = Path(__file__).with_name("contracts.py")
-DEFAULT_PER_CONDITION_S = 3.0
+DEFAULT_PER_CONDITION_S = 2.0
 
 
 @dataclass(frozen=True)
