@@ -354,3 +354,31 @@ def test_ownership_encoding_predicts_the_real_pair(start: int, ops: list[tuple[s
         guard, after = TRANSITIONS[op](q, OWN_SIZE, Ring(), z3.BitVecVal(choice, 32))
         assert z3.is_true(z3.simplify(guard)), op
         assert _predicted(after, OWN_SIZE, live) == _own_view(driver, device, live), op
+
+
+@pytest.mark.spec("SPLIT-DEV-011", "SPLIT-DEV-012")
+@given(start=INDEX, ops=st.lists(st.sampled_from(["add", "pop", "push", "notify", "reset"]),
+                                 max_size=60))
+def test_device_keeps_the_assumption_of_the_notification_proof(
+    start: int, ops: list[str]
+) -> None:
+    """proof_need_event assumes next_used == signalled_used + unsignalled (mod 2^16)."""
+    layout = SplitLayout.modern(4)
+    mem = GuestMemory(layout.end + 4096)
+    driver = SplitDriver(mem, layout, feature_mask(Feature.EVENT_IDX), initial_index=start)
+    device = SplitDevice(mem, layout, feature_mask(Feature.EVENT_IDX), initial_index=start)
+    for op in ops:
+        if op == "add" and driver.num_free:
+            driver.add_outbuf([Segment(layout.end, 8)], object())
+        elif op == "pop" and device._pending():
+            device.pop()
+        elif op == "push" and device.in_flight:
+            device.push_used(next(iter(device.in_flight)), 0)
+        elif op == "notify":
+            device.needs_notification()
+        elif op == "reset":
+            device.reset()
+            driver = SplitDriver(mem, layout, feature_mask(Feature.EVENT_IDX),
+                                 initial_index=start)
+        unsignalled = device._unsignalled
+        assert device.next_used == (device._signalled_used + unsignalled) % 65536
