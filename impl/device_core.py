@@ -357,7 +357,11 @@ class DeviceCore:
 
     # --- notifications (§2.7.10, §4.2.3.3) -------------------------------------------------
     def notify(self, index: int) -> None:
-        """The driver's available buffer notification for queue `index`."""
+        """The driver's available buffer notification for queue `index`.
+
+        A kick on a queue already broken by recorded ring corruption (the device needs
+        a reset) is ignored: the violation was recorded when the ring broke.
+        """
         active = self._active
         live = active.queues[index] if active and 0 <= index < len(active.queues) else None
         if live is None:
@@ -367,8 +371,11 @@ class DeviceCore:
             self.backend.queue_notify(index)
         except ChainError as error:
             self.violations.append(error)
-        except (DriverError, QueueBroken) as error:
+        except DriverError as error:
             self._driver_broke(error)
+        except QueueBroken as error:
+            if not self._status & Status.DEVICE_NEEDS_RESET:
+                self._driver_broke(error)
 
     def _signal_used(self, epoch: int, index: int) -> None:
         """Backend pushed used elements on `index`: interrupt if the ring asks (§2.7.7.2)."""

@@ -17,6 +17,8 @@ the code under test.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from transport_rig import PAGE_ADDR, Platform, round_trip
 
 from impl.device_core import DeviceCore
@@ -249,4 +251,69 @@ def test_a_corrupt_packed_ring_after_driver_ok_needs_reset_with_a_config_interru
     assert rig.transport.get_status() == LIVE | Status.DEVICE_NEEDS_RESET
     assert rig.transport.read_interrupt_status() & InterruptBit.CONFIG_CHANGE
     assert rig.recorded(BufferIdOutOfRange)
+    rig.assert_recovers()
+
+
+# --- anything at all -------------------------------------------------------------------------
+OPS = ("features", "status", "queue", "ring", "ring", "ring", "kick", "kick", "live", "live")
+"""Ring bytes, kicks and bring-ups repeated: they weigh more in a drawn script."""
+FEATURE_CHOICES = (PACKED, SPLIT, PACKED | 1 << 3, 0)
+steps = st.lists(
+    st.tuples(
+        st.sampled_from(OPS),
+        st.integers(0, 40),
+        st.integers(0, 0xFF),
+        st.binary(min_size=16, max_size=16),
+    ),
+    max_size=40,
+)
+
+
+def bring_up(rig: Rig, size: int) -> None:
+    """Reset, negotiate RING_PACKED, enable queue 0 as a packed ring of `size`, DRIVER_OK."""
+    rig.transport.set_status(0)
+    rig.negotiate(PACKED)
+    assert rig.transport.setup_queue(0, packed_at(size))
+    rig.transport.set_status(LIVE)
+    assert rig.core.active
+
+
+def marked(raw: bytes, byte: int) -> bytes:
+    """`raw` as a descriptor, half the time with its flags marked available for lap 1."""
+    if not byte & 1:
+        return raw
+    desc = PackedDescriptor.unpack(raw)
+    flags = desc.flags & ~(avail_bits(0) | avail_bits(1)) | avail_bits(1)
+    return PackedDescriptor(addr=desc.addr, len=desc.len, id=desc.id, flags=flags).pack()
+
+
+@pytest.mark.spec("PACKED-DRV-001", "MMIO-DRV-009")
+@settings(max_examples=80)
+@given(script=steps, kind=st.sampled_from(KINDS), live=st.booleans())
+def test_any_packed_setup_and_ring_bytes_never_raise_and_a_reset_recovers(
+    script: list[tuple[str, int, int, bytes]], kind: str, live: bool
+) -> None:
+    """Random features, status, queue programming, raw descriptor bytes and kicks on a
+    packed core (live from the start or not): only typed driver errors are recorded,
+    nothing escapes, a reset recovers."""
+    rig = Rig(kind)
+    if live:
+        bring_up(rig, QUEUE_MAX - 3)
+    for op, small, byte, raw in script:
+        if op == "features":
+            rig.transport.set_features(FEATURE_CHOICES[small % len(FEATURE_CHOICES)])
+        elif op == "status":
+            rig.transport.set_status(byte)
+        elif op == "queue":
+            desc = RING + ((byte & 0xF) << 2)
+            driver = desc + 16 * small + (byte >> 4)
+            rig.transport.setup_queue(0, PackedLayout(small, desc, driver, driver + raw[0] % 8))
+        elif op == "ring":
+            rig.platform.mem.write(RING + 16 * (small % 8 if byte & 2 else 0), marked(raw, byte))
+            rig.transport.notify(0)
+        elif op == "kick":
+            rig.transport.notify(int(small % 4 == 3))
+        else:
+            bring_up(rig, 1 + small % QUEUE_MAX)
+    assert all(isinstance(v, DriverError) for v in rig.core.violations)
     rig.assert_recovers()
