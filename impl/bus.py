@@ -7,7 +7,9 @@ bound to the first driver whose id table matches it and whose probe succeeds.
 Rules:
 - Probe follows §3.1.1: reset; ACKNOWLEDGE; DRIVER; read the offer; accept offered ∩
   known (the driver's device-type bits plus the ring features this bus is given,
-  never a bit not offered, FEAT-DRV-001/003); a modern device must offer VERSION_1,
+  never a bit not offered, FEAT-DRV-001/003), then drop every bit whose prerequisites
+  (the driver's optional `feature_requires` table) were not all offered and kept
+  (FEAT-DRV-001/002); a modern device must offer VERSION_1,
   which is then accepted (FEAT-DRV-006/007); FEATURES_OK and read it back; the
   driver's `probe`; DRIVER_OK. Any `VirtioError` on the way sets FAILED, frees every
   queue and leaves the device registered but unbound (INIT-DRV-004/005).
@@ -32,7 +34,7 @@ two ring types), §4.2.3.2, §4.2.3.4.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from .alloc import GuestAllocator
 from .driver import DriverQueue, QueueCallback, VirtioDriver
@@ -83,13 +85,47 @@ DEFAULT_QUEUE_SIZE = 256
 """The largest ring this bus allocates (smaller if the device's maximum is)."""
 
 
-def accepted_features(offered: int, known: int, ring_features: int, *, legacy: bool) -> int:
-    """The bits a driver accepts: offered AND (device-type bits it knows OR ring bits) (§2.2)."""
+FeatureRequires = Mapping[int, Sequence[int]]
+"""Feature bit -> every bit it requires, as a device type's feature section lists them.
+
+A driver may carry one as `feature_requires`; only all-of requirements are expressed
+(an either-or requirement is left out, and its bit must then stay unknown to the driver).
+"""
+
+
+def accepted_features(
+    offered: int,
+    known: int,
+    ring_features: int,
+    *,
+    legacy: bool,
+    requires: FeatureRequires | None = None,
+) -> int:
+    """The bits a driver accepts: offered AND (device-type bits it knows OR ring bits) (§2.2),
+    without any bit whose prerequisites are not all among them (§2.2.1)."""
     wanted = (known & ~TRANSPORT_FEATURES) | (ring_features & IMPLEMENTED_RING_FEATURES)
     if legacy:
         wanted &= (1 << FEATURE_WORD_BITS) - 1
         wanted &= ~feature_mask(Feature.VERSION_1, Feature.RING_PACKED)
-    return offered & wanted
+    return without_unmet_requirements(offered & wanted, requires or {})
+
+
+def without_unmet_requirements(features: int, requires: FeatureRequires) -> int:
+    """Drop each bit whose required bits are not all set, until nothing more drops.
+
+    This is the driver validating the offer (FEAT-DRV-002): a device that offers a
+    feature without what it requires (breaking FEAT-DEV-001) does not make the driver
+    accept a feature missing its prerequisite (FEAT-DRV-001). At most one pass per bit.
+    """
+    for _ in range(len(requires) + 1):
+        unmet = [
+            bit for bit, needs in requires.items()
+            if has_feature(features, bit) and not all(has_feature(features, n) for n in needs)
+        ]
+        if not unmet:
+            break
+        features &= ~feature_mask(*unmet)
+    return features
 
 
 class BusDevice:
@@ -398,7 +434,8 @@ class VirtioBus:
         if not transport.legacy and not has_feature(offered, Feature.VERSION_1):
             raise NoVersion1("a modern device must offer VIRTIO_F_VERSION_1")
         accepted = accepted_features(
-            offered, driver.feature_table, self.ring_features, legacy=transport.legacy
+            offered, driver.feature_table, self.ring_features, legacy=transport.legacy,
+            requires=getattr(driver, "feature_requires", None),
         )
         if not transport.legacy:
             accepted |= feature_mask(Feature.VERSION_1)

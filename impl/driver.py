@@ -120,7 +120,12 @@ class VirtioDevice(Protocol):
 
 
 class VirtioDriver(Protocol):
-    """A device driver as the bus sees it (Linux's `struct virtio_driver`)."""
+    """A device driver as the bus sees it (Linux's `struct virtio_driver`).
+
+    Optional: `feature_requires`, a mapping of feature bit to the bits it requires (all
+    of them); the bus then drops an offered bit whose prerequisites it did not keep
+    (`bus.without_unmet_requirements`, FEAT-DRV-001/002).
+    """
 
     name: str
     id_table: Sequence[DeviceMatch]

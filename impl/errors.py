@@ -545,7 +545,9 @@ class NetTxBadHeader(NetDriverError):
     section = "5.1.9.2.1"
     spec_ids = (
         "NET-DRV-015", "NET-DRV-016", "NET-DRV-018", "NET-DRV-019", "NET-DRV-020",
-        "NET-DRV-021", "NET-DRV-034", "NET-DRV-046",
+        "NET-DRV-021", "NET-DRV-026", "NET-DRV-027", "NET-DRV-028", "NET-DRV-034",
+        "NET-DRV-043", "NET-DRV-044", "NET-DRV-046", "NET-DRV-047", "NET-DEV-022",
+        "NET-DEV-024",
     )
 
 

@@ -41,7 +41,7 @@ from .errors import (
     VirtioError,
 )
 from .net_backend import Port
-from .net_config import NetConfig, device_features
+from .net_config import NetConfig, device_features, speed_duplex_valid
 from .net_csum import checksums_valid
 from .net_ctrl import execute
 from .net_filter import RxFilter
@@ -52,15 +52,18 @@ from .net_tx import TxFrame, parse_tx
 from .spec import (
     ETH_HEADER_LEN,
     MAC_LEN,
+    NET_CONFIG_SIZE,
     NET_MAX_FRAME,
     NET_MTU_MAX,
     NET_MTU_MIN,
     NET_QUEUE_CTRL,
     NET_QUEUE_RX,
     NET_QUEUE_TX,
+    NET_SPEED_UNKNOWN,
     DeviceId,
     Feature,
     NetAck,
+    NetDuplex,
     NetFeature,
     NetHdrFlag,
     NetStatus,
@@ -84,6 +87,9 @@ class NetDevice:
     frames held while no receive buffer is posted.
     """
 
+    config_size = NET_CONFIG_SIZE
+    """Bytes of config space this device serves (the descriptor page publishes this many)."""
+
     def __init__(
         self,
         mac: bytes,
@@ -96,6 +102,8 @@ class NetDevice:
         queue_size: int = DEFAULT_QUEUE_SIZE,
         backlog_limit: int = 64,
         link_up: bool = True,
+        speed: int | None = None,
+        duplex: int = NetDuplex.UNKNOWN,
         ring_features: int = feature_mask(Feature.EVENT_IDX, Feature.INDIRECT_DESC),
     ) -> None:
         if len(mac) != MAC_LEN:
@@ -104,13 +112,21 @@ class NetDevice:
             raise NetDeviceSetup(f"mtu {mtu} outside {NET_MTU_MIN}..{NET_MTU_MAX} (NET-DEV-002)")
         if backlog_limit < 1:
             raise NetDeviceSetup("the backlog must hold at least one frame")
+        if speed is not None and not speed_duplex_valid(speed, duplex):
+            raise NetDeviceSetup(f"speed {speed:#x} / duplex {duplex:#x} out of range")
         self.initial_mac = bytes(mac)
         self.port = port
         self.mtu = mtu
         self.queue_size = queue_size
         self.backlog_limit = backlog_limit
+        self.speed = NET_SPEED_UNKNOWN if speed is None else speed
+        self.duplex = duplex
         self._offered = ring_features | device_features(
-            mrg_rxbuf=mrg_rxbuf, ctrl_vq=ctrl_vq, csum=csum, mtu=mtu is not None
+            mrg_rxbuf=mrg_rxbuf,
+            ctrl_vq=ctrl_vq,
+            csum=csum,
+            mtu=mtu is not None,
+            speed_duplex=speed is not None,
         )
         self.status = NetStatus.LINK_UP if link_up else NetStatus(0)
         self.stats = NetStats()
@@ -148,7 +164,13 @@ class NetDevice:
 
     def config_bytes(self) -> bytes:
         """struct virtio_net_config as far as this device fills it (§5.1.4)."""
-        config = NetConfig(mac=self.rx_filter.mac, status=int(self.status), mtu=self.mtu or 0)
+        config = NetConfig(
+            mac=self.rx_filter.mac,
+            status=int(self.status),
+            mtu=self.mtu or 0,
+            speed=self.speed,
+            duplex=self.duplex,
+        )
         return config.pack()
 
     def read_config(self, offset: int, length: int) -> bytes:
@@ -210,6 +232,15 @@ class NetDevice:
             self._drop_backlog(DropReason.LINK_DOWN)
         if self.status != before:
             self._config_changed(NetFeature.STATUS)
+
+    def set_speed_duplex(self, speed: int, duplex: int) -> None:
+        """Publish a new speed and duplex (only while the link is down, NET-DEV-012)."""
+        if not speed_duplex_valid(speed, duplex):
+            raise NetDeviceSetup(f"speed {speed:#x} / duplex {duplex:#x} out of range")
+        if self.link_up:
+            raise NetDeviceSetup("speed and duplex do not change while the link is up")
+        self.speed, self.duplex = speed, duplex
+        self._config_changed(NetFeature.SPEED_DUPLEX)
 
     def announce(self) -> None:
         """Ask the driver to announce itself (VIRTIO_NET_S_ANNOUNCE, §5.1.9.5.4)."""
@@ -360,7 +391,8 @@ class NetDevice:
         queue = self._queue(NET_QUEUE_RX)
         while chains := self._drain(NET_QUEUE_RX, once=True):
             chain = chains[0]
-            error = rx_buffer_fault(chain, self.hdr_size, self.mrg, self.max_frame)
+            mtu_frame = self.max_frame if has_feature(self.features, NetFeature.MTU) else None
+            error = rx_buffer_fault(chain, self.hdr_size, self.mrg, mtu_frame)
             if error is None:
                 return chain
             self._record(error)

@@ -44,6 +44,7 @@ from .errors import (
     VirtioError,
 )
 from .memory import GuestMemory
+from .net_config import FEATURE_REQUIRES
 from .net_ctrl import (
     encode_announce_ack,
     encode_mac_addr,
@@ -56,18 +57,22 @@ from .net_rx import RxFormat, UsedBuffer, assemble
 from .spec import (
     ETH_HEADER_LEN,
     MAC_LEN,
+    NET_CONFIG_DUPLEX,
     NET_CONFIG_MAC,
     NET_CONFIG_MTU,
+    NET_CONFIG_SPEED,
     NET_CONFIG_STATUS,
     NET_MAX_FRAME,
     NET_MTU_MAX,
     NET_MTU_MIN,
     NET_SMALL_RX_FRAME,
+    NET_SPEED_MAX,
     DeviceId,
     Feature,
     NetAck,
     NetCtrlRx,
     NetCtrlVlan,
+    NetDuplex,
     NetFeature,
     NetHdrFlag,
     NetStatus,
@@ -101,6 +106,7 @@ DRIVER_FEATURES = feature_mask(
     NetFeature.CTRL_VLAN,
     NetFeature.CTRL_MAC_ADDR,
     NetFeature.GUEST_ANNOUNCE,
+    NetFeature.SPEED_DUPLEX,
 )
 
 
@@ -125,6 +131,7 @@ class NetDriver:
 
     name = "virtio_net"
     id_table = (DeviceMatch(DeviceId.NET),)
+    feature_requires = FEATURE_REQUIRES
 
     def __init__(
         self,
@@ -166,6 +173,7 @@ class NetDriver:
         self.mtu = self._read_mtu(vdev)
         self.max_frame = NET_MAX_FRAME if self.mtu is None else self.mtu + ETH_HEADER_LEN
         self.link_up = self._read_link(vdev)
+        self._read_speed_duplex(vdev)
         self.mrg = vdev.has_feature(NetFeature.MRG_RXBUF)
         self.rx_format = RxFormat(
             self.hdr_size,
@@ -201,6 +209,18 @@ class NetDriver:
             raise NetBadConfig(f"device mtu {mtu} outside {NET_MTU_MIN}..{NET_MTU_MAX}")
         return mtu
 
+    def _read_speed_duplex(self, vdev: VirtioDevice) -> None:
+        """`speed` (Mbit/s) and `duplex`, None where unknown or out of range (NET-DRV-010)."""
+        self.speed: int | None = None
+        self.duplex: NetDuplex | None = None
+        if not vdev.has_feature(NetFeature.SPEED_DUPLEX):
+            return
+        speed = int.from_bytes(vdev.read_config(NET_CONFIG_SPEED, 4), "little")
+        duplex = vdev.read_config(NET_CONFIG_DUPLEX, 1)[0]
+        self.speed = speed if speed <= NET_SPEED_MAX else None
+        known = (NetDuplex.HALF, NetDuplex.FULL)
+        self.duplex = NetDuplex(duplex) if duplex in known else None
+
     def _read_link(self, vdev: VirtioDevice) -> bool:
         if not vdev.has_feature(NetFeature.STATUS):
             return True
@@ -232,10 +252,17 @@ class NetDriver:
         self.rx_posted = 0
 
     def config_changed(self, vdev: VirtioDevice) -> None:
-        """Re-read link status; acknowledge an announce request (NET-DRV-066/067)."""
+        """Re-read link, speed and duplex (NET-DRV-011); acknowledge an announce request.
+
+        The acknowledgement is ANNOUNCE_ACK on the control queue (NET-DRV-066/067).
+        """
         self.link_up = self._read_link(vdev)
+        self._read_speed_duplex(vdev)
+        announcing = vdev.has_feature(NetFeature.GUEST_ANNOUNCE)
+        if not (announcing and vdev.has_feature(NetFeature.STATUS)):
+            return  # the status field exists only with VIRTIO_NET_F_STATUS (CONFIG-DRV-002)
         status = int.from_bytes(vdev.read_config(NET_CONFIG_STATUS, 2), "little")
-        if vdev.has_feature(NetFeature.GUEST_ANNOUNCE) and status & NetStatus.ANNOUNCE:
+        if status & NetStatus.ANNOUNCE:
             self.announces += 1
             self._command(encode_announce_ack())
 

@@ -2,9 +2,12 @@
 
 Rules:
 - A receive buffer is device-writable only (§2.7.4.2 puts readable parts first, and a
-  receive buffer has none). Without MRG_RXBUF it must hold the header and a 1514-byte
-  frame (or mtu + 14 after MTU, NET-DRV-007/051); with it, at least the header
-  (NET-DRV-052). Anything else is the driver's fault (`rx_buffer_fault`).
+  receive buffer has none). With MRG_RXBUF it holds at least the header (NET-DRV-052);
+  without it, after VIRTIO_NET_F_MTU, the header and an mtu + 14 frame (NET-DRV-007);
+  without either, the 1526 bytes of NET-DRV-051 are only a SHOULD, so a smaller buffer
+  is used for the frames that fit (larger ones are dropped as oversize) and only one
+  that cannot hold an Ethernet header is refused. Anything refused is the driver's
+  fault (`rx_buffer_fault`).
 - The header goes in front of the frame with num_buffers = the number of buffers the
   packet takes (NET-DEV-027): 1 without MRG_RXBUF (NET-DEV-028); with it, every buffer
   but the last is filled completely (§5.1.9.4). The legacy 10-byte header has no
@@ -21,18 +24,21 @@ from collections.abc import Sequence
 from .chain import Chain
 from .errors import NetDriverError, NetRxBufferNotWritable, NetRxBufferTooSmall
 from .net_header import NetHdr
-from .spec import NET_HDR_SIZE, NET_SMALL_RX_FRAME
+from .spec import ETH_HEADER_LEN, NET_HDR_SIZE
 
 
 def rx_buffer_fault(
-    chain: Chain, hdr_size: int, mrg: bool, max_frame: int
+    chain: Chain, hdr_size: int, mrg: bool, mtu_frame: int | None
 ) -> NetDriverError | None:
-    """The error a receive buffer is guilty of, or None if the device may use it."""
+    """The error a receive buffer is guilty of, or None if the device may use it.
+
+    `mtu_frame` is mtu + the Ethernet header when VIRTIO_NET_F_MTU was negotiated.
+    """
     if chain.readable:
         return NetRxBufferNotWritable(f"receive buffer {chain.head} has readable parts")
     least = hdr_size
     if not mrg:
-        least += min(max_frame, NET_SMALL_RX_FRAME)
+        least += ETH_HEADER_LEN if mtu_frame is None else mtu_frame
     if chain.writable_len < least:
         return NetRxBufferTooSmall(
             f"receive buffer {chain.head} holds {chain.writable_len} bytes, under {least}"

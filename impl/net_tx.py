@@ -8,7 +8,10 @@ Rules:
   segmentation, NET-DRV-034), NEEDS_CSUM only with VIRTIO_NET_F_CSUM (NET-DRV-016),
   num_buffers 0 (NET-DRV-015). Flag bits the device does not know are ignored
   (NET-DEV-015); DATA_VALID and RSC_INFO, which only a device may set, are refused
-  (NET-DRV-046). hdr_len is never relied on (NET-DEV-021).
+  (NET-DRV-046), and so is UDP_TUNNEL_CSUM (no tunnel feature is offered, NET-DRV-044).
+  Any gso_type other than NONE, tunnel bits included, is refused: the device never
+  accepts a segmentation request (NET-DEV-022, NET-DEV-024). hdr_len is never relied
+  on (NET-DEV-021).
 - NEEDS_CSUM: the device computes the ones' complement sum from csum_start to the end
   and stores it at csum_start + csum_offset (§5.1.9.2); without the flag it never
   looks at those fields (NET-DEV-016).
@@ -81,5 +84,7 @@ def _check_header(hdr: NetHdr, features: int) -> None:
         raise NetTxBadHeader("NEEDS_CSUM without VIRTIO_NET_F_CSUM")
     if hdr.flags & (NetHdrFlag.DATA_VALID | NetHdrFlag.RSC_INFO):
         raise NetTxBadHeader(f"receive-only flags {hdr.flags:#x} on transmit")
+    if hdr.flags & NetHdrFlag.UDP_TUNNEL_CSUM:
+        raise NetTxBadHeader("UDP_TUNNEL_CSUM without VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO_CSUM")
     if hdr.num_buffers:
         raise NetTxBadHeader(f"transmit num_buffers is {hdr.num_buffers}, not 0")

@@ -41,6 +41,10 @@ from .packed_layout import PackedDescriptor, PackedLayout
 from .spec import DESC_SIZE, MAX_CHAIN_BYTES, PackedDescFlag
 from .wrap_math import advance, is_available, offset_of, wrap_of
 
+_NEXT = int(PackedDescFlag.NEXT)
+_WRITE = int(PackedDescFlag.WRITE)
+_INDIRECT = int(PackedDescFlag.INDIRECT)
+
 
 @dataclass(frozen=True, slots=True)
 class RingList:
@@ -67,7 +71,7 @@ def read_list(
     """
     size = layout.size
     descs = [head]
-    while descs[-1].flags & PackedDescFlag.NEXT:
+    while descs[-1].flags & _NEXT:
         if len(descs) == size:
             raise ChainLongerThanRing(f"a list at position {pos} has no end within {size}")
         pos = advance(pos, 1, size)
@@ -128,7 +132,7 @@ def to_chain(mem: GuestMemory, ring_list: RingList, size: int, *, indirect_ok: b
     """Turn a list into the buffer it describes, or raise the `ChainError` it breaks."""
     segments = _Segments(size)
     descs = ring_list.descs
-    indirect = any(d.flags & PackedDescFlag.INDIRECT for d in descs)
+    indirect = any(d.flags & _INDIRECT for d in descs)
     if indirect and len(descs) > 1:
         raise IndirectInList("an INDIRECT descriptor inside a NEXT-linked list")
     if indirect:
@@ -138,8 +142,8 @@ def to_chain(mem: GuestMemory, ring_list: RingList, size: int, *, indirect_ok: b
         for i in range(_table_entries(mem, table, size)):
             raw = mem.read(table.addr + DESC_SIZE * i, DESC_SIZE)
             entry = PackedDescriptor.unpack(raw)
-            segments.add(mem, entry.addr, entry.len, bool(entry.flags & PackedDescFlag.WRITE))
+            segments.add(mem, entry.addr, entry.len, bool(entry.flags & _WRITE))
     else:
         for desc in descs:
-            segments.add(mem, desc.addr, desc.len, bool(desc.flags & PackedDescFlag.WRITE))
+            segments.add(mem, desc.addr, desc.len, bool(desc.flags & _WRITE))
     return Chain(ring_list.id, tuple(segments.readable), tuple(segments.writable), indirect)

@@ -33,13 +33,14 @@ from .spec import Feature, PackedDescFlag, PackedEventFlag, has_feature
 from .wrap_math import (
     advance,
     encode_event,
-    gap,
     is_available,
     notify_decision,
     offset_of,
     used_bits,
     wrap_of,
 )
+
+_WRITE = int(PackedDescFlag.WRITE)
 
 
 class PackedDevice:
@@ -80,8 +81,7 @@ class PackedDevice:
         Buffer ID, the handle `push_used` takes.
         """
         self._check_live()
-        head = read_ring_descriptor(self.mem, self.layout, self.next_avail)
-        if not is_available(head.flags, wrap_of(self.next_avail, self.size)):
+        if not self._head_available():
             return None
         self.mem.barrier(Barrier.READ, "A")  # observe A: the head's flags, then the list
         head = read_ring_descriptor(self.mem, self.layout, self.next_avail)
@@ -120,7 +120,7 @@ class PackedDevice:
         offset = offset_of(self.next_used, self.size)
         flags = used_bits(wrap_of(self.next_used, self.size))
         if written:
-            flags |= PackedDescFlag.WRITE
+            flags |= _WRITE
         self.mem.write_u16(self.layout.desc_id(offset), ring_list.id)
         self.mem.write_u32(self.layout.desc_len(offset), written)
         self.mem.barrier(Barrier.WRITE, "C")  # publish C: id and len before the flags
@@ -162,8 +162,12 @@ class PackedDevice:
         else:
             self.mem.write_u16(self.layout.device_flags, PackedEventFlag.ENABLE)
         self.mem.barrier(Barrier.FULL, "B")  # observe B
-        head = read_ring_descriptor(self.mem, self.layout, self.next_avail)
-        return bool(is_available(head.flags, wrap_of(self.next_avail, self.size)))
+        return self._head_available()
+
+    def _head_available(self) -> bool:
+        """Whether the descriptor at next_avail is available for its lap (its flags only)."""
+        flags = self.mem.read_u16(self.layout.desc_flags(offset_of(self.next_avail, self.size)))
+        return bool(is_available(flags, wrap_of(self.next_avail, self.size)))
 
     def disable_notification(self) -> None:
         """Ask the driver not to kick (flag mode: DISABLE); a no-op with event indices.
@@ -184,10 +188,6 @@ class PackedDevice:
     def held_chain(self, ident: int) -> Chain:
         """The buffer the device read for a held id (its ring slots may be reused already)."""
         return self.in_flight[ident][0]
-
-    def pending_descs(self) -> int:
-        """Descriptors taken but not yet covered by a used descriptor."""
-        return int(gap(self.next_avail, self.next_used, self.size))
 
     # --- failure ---------------------------------------------------------------------
     def _check_live(self) -> None:

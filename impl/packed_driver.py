@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from .alloc import GuestAllocator
+from .buffer import check_buffer
 from .chain import Segment
 from .errors import (
-    BadBuffer,
     NoSpace,
     PackedUsedIdNotOutstanding,
     PackedUsedIdOutOfRange,
@@ -40,10 +40,16 @@ from .errors import (
     QueueBroken,
 )
 from .memory import Barrier, GuestMemory
-from .packed_layout import EventSuppress, PackedDescriptor, PackedLayout, desc_ring_bytes
+from .packed_layout import (
+    EventSuppress,
+    PackedDescriptor,
+    PackedLayout,
+    desc_ring_bytes,
+    pack_descriptor,
+    pack_descriptor_body,
+)
 from .spec import (
     DESC_SIZE,
-    MAX_CHAIN_BYTES,
     Feature,
     PackedDescFlag,
     PackedEventFlag,
@@ -59,6 +65,10 @@ from .wrap_math import (
     offset_of,
     wrap_of,
 )
+
+_NEXT = int(PackedDescFlag.NEXT)
+_WRITE = int(PackedDescFlag.WRITE)
+_INDIRECT = int(PackedDescFlag.INDIRECT)
 
 Token = Hashable
 
@@ -137,8 +147,8 @@ class PackedDriver:
         suffice (nothing is written then) and `BadBuffer` for a buffer no driver may add.
         """
         self._check_live()
-        segments = [(seg, 0) for seg in out] + [(seg, int(PackedDescFlag.WRITE)) for seg in in_]
-        self._check_buffer(segments, token)
+        segments = [(seg, 0) for seg in out] + [(seg, _WRITE) for seg in in_]
+        check_buffer(self.mem, self.size, segments, token)
         table = self._indirect_table(len(segments))
         needed = 1 if table is not None else len(segments)
         if self.num_free < needed:
@@ -148,13 +158,9 @@ class PackedDriver:
         ident = self._free_ids.pop()
         if table is not None:
             self._write_table(table, segments)
-            elements = [PackedDescriptor(
-                addr=table, len=DESC_SIZE * len(segments), flags=PackedDescFlag.INDIRECT
-            )]
+            elements = [(table, DESC_SIZE * len(segments), _INDIRECT)]
         else:
-            elements = [
-                PackedDescriptor(addr=seg.addr, len=seg.len, flags=flags) for seg, flags in segments
-            ]
+            elements = [(seg.addr, seg.len, flags) for seg, flags in segments]
         self._expose(ident, elements)
         self._state[ident] = _Outstanding(token, needed, tuple(in_), table)
         self.outstanding += 1
@@ -168,19 +174,6 @@ class PackedDriver:
         """Expose a device-writable buffer."""
         return self.add_sgs((), segments, token)
 
-    def _check_buffer(self, segments: list[tuple[Segment, int]], token: Token) -> None:
-        if token is None:
-            raise BadBuffer("a buffer needs a token other than None")
-        if not segments:
-            raise BadBuffer("a buffer needs at least one segment")
-        if len(segments) > self.size:
-            raise BadBuffer(f"{len(segments)} segments exceed queue size {self.size}")
-        if sum(seg.len for seg, _ in segments) >= MAX_CHAIN_BYTES:
-            raise BadBuffer("a buffer must stay below 2^32 bytes")
-        for seg, _ in segments:
-            if not self.mem.contains(seg.addr, seg.len):
-                raise BadBuffer(f"segment [{seg.addr:#x}, +{seg.len}) outside guest memory")
-
     def _indirect_table(self, parts: int) -> int | None:
         """Allocate an indirect table when it is negotiated and worth it (as the split driver)."""
         if not self.indirect or parts < 2 or self.num_free == 0 or self._allocator is None:
@@ -193,24 +186,23 @@ class PackedDriver:
             entry = PackedDescriptor(addr=seg.addr, len=seg.len, flags=flags)
             self.mem.write(table + DESC_SIZE * i, entry.pack())
 
-    def _expose(self, ident: int, elements: list[PackedDescriptor]) -> None:
-        """Write a list at next_avail, the head's flags last (§2.8.21.1), then move on."""
-        lay, size = self.layout, self.size
+    def _expose(self, ident: int, elements: list[tuple[int, int, int]]) -> None:
+        """Write a list of (addr, len, flags) elements at next_avail, the head's flags
+        last (§2.8.21.1), then move on."""
+        lay, size, mem = self.layout, self.size, self.mem
         last = len(elements) - 1
         pos = self.next_avail
         head_flags = 0
-        for i, element in enumerate(elements):
-            flags = element.flags | avail_bits(wrap_of(pos, size))
+        for i, (addr, length, element_flags) in enumerate(elements):
+            flags = element_flags | avail_bits(wrap_of(pos, size))
             if i < last:
-                flags |= PackedDescFlag.NEXT
-            desc = PackedDescriptor(addr=element.addr, len=element.len, id=ident, flags=flags)
-            offset = offset_of(pos, size)
+                flags |= _NEXT
+            at = lay.desc_addr(offset_of(pos, size))
             if i == 0:
                 head_flags = flags
-                raw = desc.pack()
-                self.mem.write(lay.desc_addr(offset), raw[: DESC_SIZE - 2])
+                mem.write(at, pack_descriptor_body(addr, length, ident))
             else:
-                self.mem.write(lay.desc_addr(offset), desc.pack())
+                mem.write(at, pack_descriptor(addr, length, ident, flags))
             pos = advance(pos, 1, size)
         self.mem.barrier(Barrier.WRITE, "A")  # publish A (PACKED-DRV-016)
         self.mem.write_u16(lay.desc_flags(offset_of(self.next_avail, size)), head_flags)
@@ -271,7 +263,7 @@ class PackedDriver:
         ident = self.mem.read_u16(self.layout.desc_id(offset))
         flags = self.mem.read_u16(self.layout.desc_flags(offset))
         written = self.mem.read_u32(self.layout.desc_len(offset))
-        written = written if flags & PackedDescFlag.WRITE else 0
+        written = written if flags & _WRITE else 0
         if ident >= self.size:
             self._fail(PackedUsedIdOutOfRange(f"used id {ident} >= queue size {self.size}"))
         record = self._state[ident]

@@ -86,6 +86,20 @@ class EventSuppress:
         return cls(off_wrap=off_wrap, flags=flags)
 
 
+_DESC_STRUCT = struct.Struct("<QIHH")
+_BODY_STRUCT = struct.Struct("<QIH")
+
+
+def pack_descriptor(addr: int, length: int, ident: int, flags: int) -> bytes:
+    """The 16 bytes of a `pvirtq_desc`, without building a `PackedDescriptor` (hot path)."""
+    return _DESC_STRUCT.pack(addr, length, ident, flags)
+
+
+def pack_descriptor_body(addr: int, length: int, ident: int) -> bytes:
+    """The first 14 bytes of a `pvirtq_desc` (all but `flags`, which exposes it)."""
+    return _BODY_STRUCT.pack(addr, length, ident)
+
+
 def is_valid_packed_size(size: int) -> bool:
     """A packed queue size is any value from 1 to 32768, power of two or not (§2.8)."""
     return 1 <= size <= MAX_QUEUE_SIZE

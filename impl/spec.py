@@ -343,16 +343,19 @@ class NetHdrFlag(IntFlag):
     NEEDS_CSUM = 1
     DATA_VALID = 2
     RSC_INFO = 4
+    UDP_TUNNEL_CSUM = 8
 
 
 class NetGso(IntEnum):
-    """`virtio_net_hdr.gso_type` values (§5.1.9); ECN is a bit OR-ed onto the others."""
+    """`virtio_net_hdr.gso_type` values (§5.1.9); the tunnel and ECN bits are OR-ed on."""
 
     NONE = 0
     TCPV4 = 1
     UDP = 3
     TCPV6 = 4
     UDP_L4 = 5
+    UDP_TUNNEL_IPV4 = 0x20
+    UDP_TUNNEL_IPV6 = 0x40
     ECN = 0x80
 
 
@@ -387,8 +390,26 @@ NET_CONFIG_MAC = 0
 NET_CONFIG_STATUS = 6
 NET_CONFIG_MAX_PAIRS = 8
 NET_CONFIG_MTU = 10
-NET_CONFIG_SIZE = 12
+NET_CONFIG_SPEED = 12
+NET_CONFIG_DUPLEX = 16
+NET_CONFIG_SIZE = 17
 """Offsets in struct virtio_net_config of the fields this reference serves (§5.1.4)."""
+
+NET_SPEED_MAX = 0x7FFFFFFF
+NET_SPEED_UNKNOWN = 0xFFFFFFFF
+"""`speed` in Mbit/s is 0..NET_SPEED_MAX, or NET_SPEED_UNKNOWN (§5.1.4)."""
+
+
+class NetDuplex(IntEnum):
+    """`duplex` values, as §5.1.4's field description and ethtool define them.
+
+    The device-normative sentence (NET-DEV-011) swaps full and half; this follows the
+    description, Linux's ethtool constants and its virtio_net driver.
+    """
+
+    HALF = 0x00
+    FULL = 0x01
+    UNKNOWN = 0xFF
 
 
 class NetCtrlClass(IntEnum):
@@ -448,3 +469,34 @@ NET_CTRL_HEADER_SIZE = 2
 
 NET_CTRL_MAC_ENTRIES_SIZE = 4
 """The le32 entry count in front of each MAC table (§5.1.9.5.2)."""
+
+
+# --- Feature bits no side of this project implements (§2.2, §6, §5.1.3) -------------------
+class UnimplementedFeature(IntEnum):
+    """§6 reserved bits that `Feature` does not list (named for model/not_applicable.tsv)."""
+
+    SUSPEND = 43
+
+
+class NetUnimplementedFeature(IntEnum):
+    """virtio-net bits (§5.1.3) that `NetFeature` does not list: no device here offers them
+    and no driver accepts them; model/not_applicable.tsv names them, and
+    tests/test_not_applicable.py checks that they stay unimplemented. Bits 64 and up live
+    in the third feature word."""
+
+    DEVICE_STATS = 50
+    HASH_TUNNEL = 51
+    VQ_NOTF_COAL = 52
+    NOTF_COAL = 53
+    GUEST_USO4 = 54
+    GUEST_USO6 = 55
+    GUEST_HDRLEN = 59
+    RSC_EXT = 61
+    STANDBY = 62
+    RSS_CONTEXT = 64
+    GUEST_UDP_TUNNEL_GSO = 65
+    GUEST_UDP_TUNNEL_GSO_CSUM = 66
+    HOST_UDP_TUNNEL_GSO = 67
+    HOST_UDP_TUNNEL_GSO_CSUM = 68
+    OUT_NET_HEADER = 69
+    IPSEC = 70

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from .alloc import GuestAllocator
+from .buffer import check_buffer
 from .chain import Segment
 from .errors import (
-    BadBuffer,
     NoSpace,
     QueueBroken,
     UsedIdNotOutstanding,
@@ -50,7 +50,6 @@ from .ring_math import advance, distance, need_event, slot, wrap
 from .spec import (
     DESC_SIZE,
     INDEX_MODULUS,
-    MAX_CHAIN_BYTES,
     USED_ELEM_SIZE,
     AvailFlag,
     DescFlag,
@@ -142,7 +141,7 @@ class SplitDriver:
         """
         self._check_live()
         segments = [(seg, 0) for seg in out] + [(seg, _WRITE) for seg in in_]
-        writable = self._check_buffer(segments, token)
+        writable = check_buffer(self.mem, self.size, segments, token)
         table = self._indirect_table(len(segments)) if self.indirect else None
         needed = 1 if table is not None else len(segments)
         if self.num_free < needed:
@@ -165,26 +164,6 @@ class SplitDriver:
     def add_inbuf(self, segments: Sequence[Segment], token: Token) -> int:
         """Expose a device-writable buffer."""
         return self.add_sgs((), segments, token)
-
-    def _check_buffer(self, segments: list[tuple[Segment, int]], token: Token) -> int:
-        """Refuse a buffer no driver may add (`BadBuffer`); return its writable bytes."""
-        if token is None:
-            raise BadBuffer("a buffer needs a token other than None")
-        if not segments:
-            raise BadBuffer("a buffer needs at least one segment")
-        if len(segments) > self.size:
-            raise BadBuffer(f"{len(segments)} segments exceed queue size {self.size}")
-        total = writable = 0
-        contains = self.mem.contains
-        for seg, flags in segments:
-            if not contains(seg.addr, seg.len):
-                raise BadBuffer(f"segment [{seg.addr:#x}, +{seg.len}) outside guest memory")
-            total += seg.len
-            if flags:
-                writable += seg.len
-        if total >= MAX_CHAIN_BYTES:
-            raise BadBuffer("a chain must stay below 2^32 bytes")
-        return writable
 
     def _indirect_table(self, parts: int) -> int | None:
         """Allocate an indirect table when it is negotiated and worth it (Linux's rule)."""

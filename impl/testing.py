@@ -6,6 +6,8 @@ Rules:
   hostile guest can (loops, out-of-range `next`, nested indirect tables, an avail.idx
   that jumps or goes back). `MockDeviceRing` plays the device side the same way on the
   used ring. Tests build hostile rings only through these two, never by hand.
+  `MockPackedRing` does both for the packed ring (§2.8): available descriptors with any
+  lap's bits, indirect tables, used descriptors.
 - `CountingMemory` is a `GuestMemory` that records every read, so a test can bound
   the work a walk does (at most `size + 1` descriptors, at most `len / 16` inside an
   indirect table, docs/architecture.md).
@@ -32,8 +34,10 @@ from .layout import (
     used_ring_bytes,
 )
 from .memory import GuestMemory
+from .packed_layout import PackedDescriptor, PackedLayout
 from .ring_math import advance, slot, wrap
 from .spec import DESC_SIZE, USED_ELEM_SIZE, DescFlag
+from .wrap_math import avail_bits, used_bits
 
 ADDR_LIMIT = 1 << 64
 """One past the largest guest-physical address a descriptor can hold (le64 addr)."""
@@ -272,3 +276,45 @@ def descriptor_tables(
     """A table of `entries` (default `size`) hostile descriptors."""
     count = size if entries is None else entries
     return st.lists(hostile_descriptors(size, mem_size, tables), min_size=count, max_size=count)
+
+
+# --- packed ring (§2.8) ------------------------------------------------------------------
+class MockPackedRing:
+    """Plays either side of a packed ring by writing descriptors exactly as given.
+
+    As a hostile driver: `put` writes one ring descriptor marked available for the lap
+    counter `lap` (or with any raw flags), `table` an indirect table. As a hostile
+    device: `put_used` writes a used descriptor's id, len and flags. No checks at all.
+    """
+
+    def __init__(self, mem: GuestMemory, layout: PackedLayout) -> None:
+        self.mem = mem
+        self.layout = layout
+
+    def put(self, offset: int, *, flags: int = 0, id: int = 0, addr: int = 0, len: int = 0,
+            lap: int | None = 1) -> None:
+        """Write ring descriptor `offset`; `lap` adds the AVAIL/USED bits of that counter."""
+        bits = 0 if lap is None else avail_bits(lap)
+        desc = PackedDescriptor(addr=addr, len=len, id=id, flags=flags | bits)
+        self.mem.write(self.layout.desc_addr(offset), desc.pack())
+
+    def table(self, addr: int, entries: Sequence[tuple[int, int, int]]) -> None:
+        """Write an indirect table of (addr, len, flags) entries at `addr`."""
+        for i, (buf, length, flags) in enumerate(entries):
+            entry = PackedDescriptor(addr=buf, len=length, flags=flags)
+            self.mem.write(addr + DESC_SIZE * i, entry.pack())
+
+    def put_used(self, offset: int, ident: int, length: int, *, flags: int = 0,
+                 lap: int = 1) -> None:
+        """Write a used descriptor at `offset`: id, len, then flags with `lap`'s used bits."""
+        self.mem.write_u16(self.layout.desc_id(offset), ident)
+        self.mem.write_u32(self.layout.desc_len(offset), length)
+        self.mem.write_u16(self.layout.desc_flags(offset), flags | used_bits(lap))
+
+    def flags(self, offset: int) -> int:
+        """The flags word of ring descriptor `offset`."""
+        return self.mem.read_u16(self.layout.desc_flags(offset))
+
+    def ident(self, offset: int) -> int:
+        """The id word of ring descriptor `offset`."""
+        return self.mem.read_u16(self.layout.desc_id(offset))

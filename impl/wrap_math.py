@@ -35,7 +35,7 @@ OFFSET_MASK = (1 << EVENT_WRAP_SHIFT) - 1
 
 def below(a: int, b: int) -> Any:
     """Unsigned a < b: `<` on Python and Z3 integers, `z3.ULT` on bit-vectors."""
-    if isinstance(a, int) and isinstance(b, int):
+    if type(a) is int and type(b) is int:  # the runtime path; bools never reach here
         return a < b
     import z3  # only the proofs pass symbolic values
 
@@ -46,8 +46,10 @@ def below(a: int, b: int) -> Any:
 
 def select(cond: Any, if_true: int, if_false: int) -> int:
     """`if_true if cond else if_false`, also for a Z3 condition (then `z3.If`)."""
-    if isinstance(cond, bool):
-        return if_true if cond else if_false
+    if cond is True:
+        return if_true
+    if cond is False:
+        return if_false
     import z3  # only the proofs pass symbolic conditions
 
     result: int = z3.If(cond, if_true, if_false)

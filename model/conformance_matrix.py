@@ -15,6 +15,10 @@ Rules:
   proof or a test names it; an error class alone shows the rule is enforced, not that
   the enforcement was ever exercised, so it does not count. A test naming a statement
   marked not applicable still counts.
+- A not-applicable reason may start `feature:NAME[,NAME...]`: the statement matters only
+  once one of those features is negotiated. The names are parsed here; that no device
+  or driver implements them is checked by tests/test_not_applicable.py (which may import
+  the project, unlike this module).
 - The covered share is over the in-scope statements (MUST and MUST NOT, not marked not
   applicable), in percent, floored to two decimals so that it can be recorded exactly.
 
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -40,6 +45,8 @@ ENV_REQUIREMENTS = "VIRTIO_ORACLE_REQUIREMENTS"
 RELATIVE_REQUIREMENTS = Path("shared") / "spec" / "requirements.tsv"
 MANDATORY = ("MUST", "MUST NOT")
 SECTION_KEY = "section:"
+FEATURE_PREFIX = "feature:"
+_FEATURE_REASON = re.compile(r"feature:(VIRTIO_\w+(?:,VIRTIO_\w+)*)(?:\s+\S.*)?")
 
 
 class ConformanceError(Exception):
@@ -203,16 +210,47 @@ def load_sections(path: Path = SECTIONS_TSV) -> dict[str, str]:
 
 
 def load_not_applicable(path: Path = NOT_APPLICABLE_TSV) -> dict[str, str]:
-    """Read not_applicable.tsv: key (an id, or `section:` + a label prefix) -> reason."""
+    """Read not_applicable.tsv: key (an id, or `section:` + a label prefix) -> reason.
+
+    A reason starting `feature:` must name its features well (see `reason_features`).
+    """
     if not path.is_file():
         return {}
     table: dict[str, str] = {}
     for r in _tsv_rows(path, comments=True):
-        key, reason = r["key"].strip(), r["reason"].strip()
+        key, reason = r["key"].strip(), (r["reason"] or "").strip()
         if not reason:
             raise ConformanceError(f"{path}: {key} has no reason")
+        try:
+            reason_features(reason)
+        except ConformanceError as bad:
+            raise ConformanceError(f"{path}: {key}: {bad}") from None
         table[key] = reason
     return table
+
+
+def reason_features(reason: str) -> tuple[str, ...]:
+    """The feature names a not-applicable reason rests on: `feature:A,B rest` -> (A, B).
+
+    Such an entry claims the statement only matters once one of the named features is
+    negotiated, and that no device or driver of the project implements any of them
+    (tests/test_not_applicable.py checks that claim against every device and driver).
+    A reason without the prefix names no feature; a malformed prefix is an error.
+    """
+    if not reason.startswith(FEATURE_PREFIX):
+        return ()
+    match = _FEATURE_REASON.fullmatch(reason)
+    if match is None:
+        raise ConformanceError(
+            f"malformed {FEATURE_PREFIX} reason {reason!r}: want "
+            f"'{FEATURE_PREFIX}VIRTIO_X_F_A[,VIRTIO_X_F_B...] explanation'"
+        )
+    return tuple(match.group(1).split(","))
+
+
+def feature_claims(table: dict[str, str]) -> dict[str, tuple[str, ...]]:
+    """Every not-applicable key whose reason names features, with those features."""
+    return {key: names for key, reason in table.items() if (names := reason_features(reason))}
 
 
 # --- classification --------------------------------------------------------------------
@@ -221,7 +259,8 @@ def _key_matches(key: str, req: Requirement) -> bool:
     if not key.startswith(SECTION_KEY):
         return key == req.id
     prefix = key[len(SECTION_KEY) :].strip()
-    return req.label == prefix or req.label.startswith(prefix + " / ")
+    label = req.label.strip()  # a few labels of requirements.tsv end in a space
+    return label == prefix or label.startswith(prefix + " / ")
 
 
 def _na_reason(req: Requirement, table: dict[str, str]) -> str:

@@ -283,7 +283,7 @@ def obligations() -> list[Obligation]:
                 "is_available", "is_used", "encode_event", "decode_event",
             )),
             bound="all sizes 1..32768, all positions, all 16-bit flags",
-            parts=(flag_claims,),
+            parts=(position_claims, availability_claims),
         ),
         Obligation(
             name="proof_packed_need_event_2_8_10",
@@ -296,7 +296,7 @@ def obligations() -> list[Obligation]:
                 "impl.packed_device.PackedDevice.needs_notification",
             ),
             bound="all sizes 1..32768, all positions, fewer than 2*size passed (more: notify)",
-            parts=(notification_claims,),
+            parts=(need_event_claims, decision_claims),
         ),
         Obligation(
             name="proof_packed_list_walk_2_8_6",

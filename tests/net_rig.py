@@ -65,6 +65,13 @@ class NetSide:
     reset_requested: Callable[[], bool]
     bus: VirtioBus | None = None
 
+    def rebind(self) -> None:
+        """Unbind the driver (the bus resets the device) and bind it again."""
+        assert self.bus is not None, "rebinding needs a bus"
+        self.bus.unregister_driver(self.driver)
+        self.bus.register_driver(self.driver)
+        assert self.handle.driver is self.driver
+
 
 def net_side(
     mac: bytes,

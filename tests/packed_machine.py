@@ -12,8 +12,9 @@ many times per run.
 Each side writes through a view that also enforces the packed ownership rules at the
 instruction that breaks them: the driver never changes a descriptor the device can
 already see as available (PACKED-DRV-003, and so a list's head is made available last,
-PACKED-DRV-011), the device never changes a descriptor the driver can already see as
-used (PACKED-DEV-006), and neither writes the other's event suppression structure.
+PACKED-DRV-011), nor one of a list it has not reclaimed (PACKED-DRV-002); the device
+never changes a descriptor the driver can already see as used (PACKED-DEV-006); and
+neither writes the other's event suppression structure.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ class PackedQueueMachine(SplitQueueMachine):
         driver_area = ("driver event suppression", lay.driver, lay.driver + EVENT_SUPPRESS_SIZE)
         device_area = ("device event suppression", lay.device, lay.device + EVENT_SUPPRESS_SIZE)
         return (
-            PackedView(self.backing, "driver", [device_area], self._available_ranges),
+            PackedView(self.backing, "driver", [device_area], self._driver_locked),
             PackedView(self.backing, "device", [driver_area], self._used_ranges),
         )
 
@@ -188,6 +189,18 @@ class PackedQueueMachine(SplitQueueMachine):
         offset = offset_of(pos, self.layout.size)
         return PackedDescriptor.unpack(self.mem.read(self.layout.desc_addr(offset), DESC_SIZE))
 
+    def _driver_locked(self) -> list[tuple[int, int]]:
+        """Descriptors the driver may not change: what the device can see as available
+        (PACKED-DRV-003) and every descriptor of a list not yet reclaimed, by the model's
+        positions (PACKED-DRV-002: only a USED mark hands a descriptor back)."""
+        size = self.layout.size
+        pos = self.model.reclaimed % (2 * size)
+        owed = [
+            (self.layout.desc_addr(offset_of(advance(pos, k, size), size)), DESC_SIZE)
+            for k in range(min(self.model.published - self.model.reclaimed, size))
+        ]
+        return self._available_ranges() + owed
+
     def _available_ranges(self) -> list[tuple[int, int]]:
         """Descriptors of every list the device can see as available from its position."""
         size, ranges = self.layout.size, []
@@ -214,3 +227,24 @@ class PackedQueueMachine(SplitQueueMachine):
                 break
             pos, seen = advance(pos, descs, size), seen + descs
         return ranges
+
+
+def run_fixed_program(machine: PackedQueueMachine, steps: int) -> None:
+    """A fixed program of the machine's own rules that makes every list cross the ring.
+
+    Each step adds a list of one to three descriptors, kicks, pops, completes one held
+    buffer (with the lost-interrupt check), re-arms callbacks (plain or delayed, in
+    turn) and reclaims one buffer, with the machine's invariants after each step. Call
+    `machine.setup(...)` first; run it under a Hypothesis test (the rules `note()`).
+    """
+    for step in range(steps):
+        parts = 1 + step % min(3, machine.layout.size)
+        machine.add([b"d" * (step % 5 + 1)] * (parts - 1), [8])
+        machine.kick_prepare()
+        machine.pop(count=2)
+        if machine.held:
+            machine.no_lost_interrupt()
+        machine.enable_cb(delayed=bool(step % 2))
+        machine.get_buf()
+        machine.refines_model()
+        machine.ring_is_whole()

@@ -217,11 +217,36 @@ def test_tx_needs_csum_without_csum_feature() -> None:
     guest.assert_tx_works()
 
 
-@pytest.mark.spec("NET-DRV-046")
-@pytest.mark.parametrize("flag", [NetHdrFlag.DATA_VALID, NetHdrFlag.RSC_INFO])
-def test_tx_receive_only_flags(flag: NetHdrFlag) -> None:
+@pytest.mark.spec("NET-DRV-026", "NET-DRV-044", "NET-DRV-046")
+@pytest.mark.parametrize(
+    "flag", [NetHdrFlag.DATA_VALID, NetHdrFlag.RSC_INFO, NetHdrFlag.UDP_TUNNEL_CSUM]
+)
+def test_tx_flags_a_driver_may_not_set(flag: NetHdrFlag) -> None:
     guest = RawGuest()
     guest.tx(hdr(flags=flag), GOOD)
+    assert isinstance(guest.last_error(), NetTxBadHeader)
+    assert guest.port.frames == []
+    guest.assert_tx_works()
+
+
+TUNNEL_V4, TUNNEL_V6 = NetGso.UDP_TUNNEL_IPV4, NetGso.UDP_TUNNEL_IPV6
+
+
+@pytest.mark.spec(
+    "NET-DEV-022", "NET-DEV-024", "NET-DRV-027", "NET-DRV-028", "NET-DRV-043", "NET-DRV-047"
+)
+@pytest.mark.parametrize(
+    ("gso", "flags"),
+    [
+        (TUNNEL_V4 | TUNNEL_V6 | NetGso.TCPV4, NetHdrFlag.NEEDS_CSUM),
+        (TUNNEL_V4, NetHdrFlag.NEEDS_CSUM),
+        (TUNNEL_V6 | NetGso.UDP, NetHdrFlag.NEEDS_CSUM),
+        (TUNNEL_V4 | NetGso.TCPV4, NetHdrFlag.NEEDS_CSUM | NetHdrFlag.DATA_VALID),
+    ],
+)
+def test_tx_udp_tunnel_gso_refused(gso: int, flags: int) -> None:
+    guest = RawGuest()
+    guest.tx(hdr(gso_type=gso, gso_size=1400, flags=flags, csum_start=14, csum_offset=6), GOOD)
     assert isinstance(guest.last_error(), NetTxBadHeader)
     assert guest.port.frames == []
     guest.assert_tx_works()
@@ -276,14 +301,26 @@ def test_rx_buffer_not_writable_is_returned_and_next_used() -> None:
 
 
 @pytest.mark.spec("NET-DRV-007")
-def test_rx_buffer_too_small_without_mrg() -> None:
-    guest = RawGuest(mrg_rxbuf=False)
-    guest.submit(NET_QUEUE_RX, [], [guest.room(200)])
+def test_rx_buffer_too_small_for_the_mtu_without_mrg() -> None:
+    guest = RawGuest(known=DRIVER_FEATURES & ~feature_mask(NetFeature.MRG_RXBUF), mtu=1500)
+    guest.submit(NET_QUEUE_RX, [], [guest.room(NET_HDR_SIZE + 1513)])
     guest.submit(NET_QUEUE_RX, [], [guest.room(NET_HDR_SIZE + 1514)])
     guest.device.receive_frame(GOOD)
     used = guest.used(NET_QUEUE_RX)
     assert [n for _, n in used] == [0, NET_HDR_SIZE + len(GOOD)]
     assert isinstance(guest.device.errors[0], NetRxBufferTooSmall)
+
+
+def test_rx_small_buffers_without_mrg_or_mtu() -> None:
+    """Below 1526 bytes is only a SHOULD: small frames use the buffer, big ones are dropped."""
+    guest = RawGuest(known=DRIVER_FEATURES & ~feature_mask(NetFeature.MRG_RXBUF))
+    guest.submit(NET_QUEUE_RX, [], [guest.room(NET_HDR_SIZE + 13)])
+    guest.submit(NET_QUEUE_RX, [], [guest.room(200)])
+    guest.device.receive_frame(frame(MAC_A, MAC_B, 500))
+    guest.device.receive_frame(GOOD)
+    assert [n for _, n in guest.used(NET_QUEUE_RX)] == [0, NET_HDR_SIZE + len(GOOD)]
+    assert isinstance(guest.device.errors[0], NetRxBufferTooSmall)
+    assert guest.device.stats.drops[DropReason.OVERSIZE] == 1
 
 
 @pytest.mark.spec("NET-DRV-052")

@@ -1,11 +1,11 @@
 """Hostile input to the packed ring: each packed-specific violation gets its typed error.
 
-A hostile driver is played by writing raw descriptors into the ring (`RawRing` below);
-a hostile device by writing raw used descriptors. The reference device must raise the
-error that names the violation, keep the queue usable after a bad list whose extent it
-knows (the id comes back used with length 0), and break the queue (until reset) when
-the ring itself cannot be trusted. The reference driver must refuse a lying device.
-Random rings never make either side raise anything but a typed error.
+A hostile driver is played by writing raw descriptors into the ring, a hostile device by
+writing raw used descriptors, both through `impl.testing.MockPackedRing`. The reference
+device must raise the error that names the violation, keep the queue usable after a bad
+list whose extent it knows (the id comes back used with length 0), and break the queue
+(until reset) when the ring itself cannot be trusted. The reference driver must refuse a
+lying device. Random rings never make either side raise anything but a typed error.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from impl.errors import (
     BufferIdOutOfRange,
     ChainError,
     ChainLongerThanRing,
+    ChainTooLong,
     DescriptorNotAvailable,
     DeviceError,
     DriverError,
@@ -39,7 +40,8 @@ from impl.packed_device import PackedDevice
 from impl.packed_driver import PackedDriver
 from impl.packed_layout import EventSuppress, PackedDescriptor, PackedLayout
 from impl.spec import DESC_SIZE, Feature, PackedDescFlag, PackedEventFlag, feature_mask
-from impl.wrap_math import avail_bits, used_bits
+from impl.testing import MockPackedRing
+from impl.wrap_math import used_bits
 
 SIZE = 5
 DATA = 0x4000
@@ -47,28 +49,26 @@ NEXT, WRITE, INDIRECT = PackedDescFlag.NEXT, PackedDescFlag.WRITE, PackedDescFla
 
 
 class RawRing:
-    """Plays a hostile driver (or device) by writing packed descriptors as given."""
+    """A reference device over a ring a `MockPackedRing` driver writes (8 bytes at DATA)."""
 
     def __init__(self, size: int = SIZE, features: int = 0) -> None:
         self.layout = PackedLayout.modern(size, 0x1000)
         self.mem = GuestMemory(0x10000)
+        self.mock = MockPackedRing(self.mem, self.layout)
         self.device = PackedDevice(self.mem, self.layout, features)
 
     def put(self, offset: int, *, flags: int, id: int = 0, addr: int = DATA, len: int = 8,
             lap: int = 1) -> None:
         """Write one descriptor at `offset`, marked available for lap counter `lap`."""
-        desc = PackedDescriptor(addr=addr, len=len, id=id, flags=flags | avail_bits(lap))
-        self.mem.write(self.layout.desc_addr(offset), desc.pack())
+        self.mock.put(offset, flags=flags, id=id, addr=addr, len=len, lap=lap)
 
     def table(self, addr: int, entries: list[tuple[int, int]]) -> None:
         """Write an indirect table of (len, flags) entries at `addr`, buffers at DATA."""
-        for i, (length, flags) in enumerate(entries):
-            entry = PackedDescriptor(addr=DATA, len=length, flags=flags)
-            self.mem.write(addr + DESC_SIZE * i, entry.pack())
+        self.mock.table(addr, [(DATA, length, flags) for length, flags in entries])
 
 
 def used_flags_at(ring: RawRing, offset: int) -> int:
-    return ring.mem.read_u16(ring.layout.desc_addr(offset) + 14)
+    return ring.mock.flags(offset)
 
 
 # --- ring corruption: the queue breaks until reset ---------------------------------------
@@ -97,8 +97,7 @@ def test_head_marked_for_another_lap_is_not_used() -> None:
 
 def test_head_with_avail_and_used_equal_is_not_used() -> None:
     ring = RawRing()
-    desc = PackedDescriptor(addr=DATA, len=8, id=0, flags=used_bits(1))
-    ring.mem.write(ring.layout.desc_addr(0), desc.pack())
+    ring.mock.put(0, flags=used_bits(1), addr=DATA, len=8, lap=None)
     assert ring.device.pop() is None
 
 
@@ -161,7 +160,7 @@ def expect_returned(ring: RawRing, error: type[ChainError], ident: int, descs: i
     assert not ring.device.broken
     assert ring.device.next_avail == descs and ring.device.next_used == descs
     assert used_flags_at(ring, 0) & used_bits(1) == used_bits(1)
-    assert ring.mem.read_u16(ring.layout.desc_id(0)) == ident
+    assert ring.mock.ident(0) == ident
 
 
 @pytest.mark.spec("PACKED-DRV-015")
@@ -196,6 +195,19 @@ def test_indirect_table_of_bad_length() -> None:
     expect_returned(ring, BadIndirectTable, 0, 1)
 
 
+@pytest.mark.spec("PACKED-DEV-008")
+def test_indirect_table_longer_than_the_queue_is_refused() -> None:
+    fits = RawRing(features=feature_mask(Feature.INDIRECT_DESC))
+    fits.table(0x8000, [(8, 0)] * SIZE)
+    fits.put(0, flags=INDIRECT, id=3, addr=0x8000, len=DESC_SIZE * SIZE)
+    chain = fits.device.pop()
+    assert chain is not None and len(chain.readable) == SIZE
+    ring = RawRing(features=feature_mask(Feature.INDIRECT_DESC))
+    ring.table(0x8000, [(8, 0)] * (SIZE + 1))
+    ring.put(0, flags=INDIRECT, id=3, addr=0x8000, len=DESC_SIZE * (SIZE + 1))
+    expect_returned(ring, ChainTooLong, 3, 1)
+
+
 def test_indirect_table_ignores_reserved_flags() -> None:
     ring = RawRing(features=feature_mask(Feature.INDIRECT_DESC))
     ring.table(0x8000, [(8, NEXT | INDIRECT), (4, WRITE | NEXT)])
@@ -221,10 +233,8 @@ def driver_ring(features: int = 0) -> tuple[PackedDriver, GuestMemory, PackedLay
 
 
 def write_used(mem: GuestMemory, layout: PackedLayout, offset: int, ident: int, length: int,
-               flags: int = WRITE, lap: int = 1) -> None:
-    mem.write_u16(layout.desc_id(offset), ident)
-    mem.write_u32(layout.desc_len(offset), length)
-    mem.write_u16(layout.desc_flags(offset), flags | used_bits(lap))
+               flags: int = WRITE) -> None:
+    MockPackedRing(mem, layout).put_used(offset, ident, length, flags=flags)
 
 
 @pytest.mark.parametrize(

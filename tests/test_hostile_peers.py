@@ -20,6 +20,8 @@ import mmap
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from peers.linux import LinuxDevice, require_library
 
 from impl.chain import Chain
@@ -27,7 +29,7 @@ from impl.errors import PeerRejectedChain, PeerRejectedRing, VirtioError
 from impl.memory import GuestMemory
 from impl.spec import DESC_SIZE, MAX_CHAIN_BYTES, DescFlag, Feature, feature_mask
 from impl.split_device import SplitDevice
-from impl.testing import ADDR_LIMIT, MockDriverRing
+from impl.testing import ADDR_LIMIT, MockDriverRing, descriptor_tables
 
 SIZE = 8
 START_NEAR_WRAP = 0xFFFE
@@ -398,3 +400,66 @@ def test_hostile_ring_answers(name: str) -> None:
     if require_library() is None:
         pytest.skip("VIRTIO_ORACLE_NO_PEERS=1: vringh not available")
     assert answers(name) == OUTCOMES[name]
+
+
+# --- random tables: vringh never accepts less than the reference, nor something else ------
+NEXT_LINK, INDIRECT_FLAG = int(DescFlag.NEXT), int(DescFlag.INDIRECT)
+
+
+def _random_ring(size: int, head: int, direct: list[tuple[int, int, int, int]],
+                 tables: list[tuple[int, int, int, int]]) -> tuple[GuestMemory, MockDriverRing]:
+    """The ring of tests/test_hostile_device.py's random-table test, built the same way."""
+    mem = GuestMemory(MockDriverRing.memory_for(size))
+    drv = MockDriverRing(mem, size)
+    scratch = drv.scratch
+    direct = [(scratch + DESC_SIZE * (a % size), ln, fl, nx) if fl & INDIRECT_FLAG and a % 2
+              else (a, ln, fl, nx) for a, ln, fl, nx in direct]
+    for i, desc in enumerate(direct):
+        drv.set_desc(i, *desc)
+    drv.write_table(scratch, tables)
+    drv.publish(head)
+    return mem, drv
+
+
+def _pop(device: SplitDevice | LinuxDevice) -> Chain | None:
+    try:
+        return device.pop()
+    except VirtioError:
+        return None
+
+
+@given(
+    st.sampled_from([1, 2, 4, 8, 16]).flatmap(
+        lambda size: st.tuples(
+            st.just(size),
+            st.integers(0, size - 1),
+            st.booleans(),
+            descriptor_tables(size, MockDriverRing.memory_for(size)),
+            descriptor_tables(size, MockDriverRing.memory_for(size), entries=2 * size),
+        )
+    )
+)
+def test_random_tables_vringh_accepts_what_the_reference_accepts(
+    case: tuple[int, int, bool, list[tuple[int, int, int, int]], list[tuple[int, int, int, int]]],
+) -> None:
+    """Whatever chain the reference accepts, vringh accepts with the same segments.
+
+    The one exception is the documented corner: a zero-length descriptor at address 0.
+    (vringh may accept more; the table above lists how.) Neither side may crash.
+    """
+    if require_library() is None:
+        pytest.skip("VIRTIO_ORACLE_NO_PEERS=1: vringh not available")
+    size, head, indirect, direct, tables = case
+    features = INDIRECT if indirect else 0
+    ours_mem, drv = _random_ring(size, head, direct, tables)
+    theirs_mem, _ = _random_ring(size, head, direct, tables)
+    ours = _pop(SplitDevice(ours_mem, drv.layout, features))
+    theirs = _pop(LinuxDevice(theirs_mem, drv.layout, features))
+    if ours is None:
+        return
+    if theirs is None:
+        segments = ours.readable + ours.writable
+        assert any(seg.addr == 0 and seg.len == 0 for seg in segments), (
+            f"vringh refused a chain the reference accepted: {ours}")
+        return
+    assert (theirs.readable, theirs.writable) == (ours.readable, ours.writable)

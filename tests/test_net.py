@@ -33,6 +33,7 @@ from impl.spec import (
     NET_HDR_SIZE,
     Feature,
     NetCtrlRx,
+    NetDuplex,
     NetFeature,
     NetHdrFlag,
     NetStatus,
@@ -314,9 +315,13 @@ def test_empty_mac_tables_are_accepted() -> None:
     assert side.device.rx_filter.unicast == frozenset() == side.device.rx_filter.multicast
 
 
-@given(st.binary(min_size=6, max_size=6), u16, u16, u16)
-def test_config_round_trips(mac: bytes, status: int, pairs: int, mtu: int) -> None:
-    config = NetConfig(mac=mac, status=status, max_virtqueue_pairs=pairs, mtu=mtu)
+@given(st.binary(min_size=6, max_size=6), u16, u16, u16, st.integers(0, 0xFFFFFFFF), u8)
+def test_config_round_trips(
+    mac: bytes, status: int, pairs: int, mtu: int, speed: int, duplex: int
+) -> None:
+    config = NetConfig(
+        mac=mac, status=status, max_virtqueue_pairs=pairs, mtu=mtu, speed=speed, duplex=duplex
+    )
     assert NetConfig.unpack(config.pack()) == config
     assert len(config.pack()) == NetConfig.SIZE
 
@@ -386,3 +391,21 @@ def test_driver_on_a_bus_uses_its_memory_and_unbinds_cleanly(transport: str) -> 
     assert side.handle.driver is side.driver
     side.driver.send(sent[1])
     assert side.driver.receive() == sent[1]
+
+
+@pytest.mark.spec("NET-DEV-010", "NET-DEV-011", "NET-DEV-012", "NET-DRV-010", "NET-DRV-011")
+def test_speed_and_duplex() -> None:
+    side = net_side(MAC_A, None, speed=1000, duplex=NetDuplex.FULL)
+    assert (side.driver.speed, side.driver.duplex) == (1000, NetDuplex.FULL)
+    with pytest.raises(NetDeviceSetup):
+        NetDevice(MAC_A, speed=0x8000_0000)
+    with pytest.raises(NetDeviceSetup):
+        side.device.set_speed_duplex(100, NetDuplex.HALF)
+    side.device.set_link(False)
+    side.device.set_speed_duplex(100, NetDuplex.HALF)
+    assert (side.driver.speed, side.driver.duplex) == (100, NetDuplex.HALF)
+    side.device.speed, side.device.duplex = 0x8000_0000, 0x05
+    side.device.set_link(True)
+    assert (side.driver.speed, side.driver.duplex) == (None, None)
+    plain = net_side(MAC_A, None)
+    assert not plain.handle.has_feature(NetFeature.SPEED_DUPLEX) and plain.driver.speed is None

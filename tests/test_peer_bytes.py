@@ -137,17 +137,19 @@ def compare(ref: Side, linux: Side, layout: SplitLayout, event_idx: bool) -> Non
     size=st.sampled_from([1, 2, 4, 8, 16, 256]),
     event_idx=st.booleans(),
     indirect=st.booleans(),
+    legacy=st.booleans(),
     behind=st.integers(1, 6),
     program=st.lists(op, max_size=60),
 )
 def test_linux_driver_writes_the_reference_bytes(
-    size: int, event_idx: bool, indirect: bool, behind: int, program: list[tuple[Any, ...]]
+    size: int, event_idx: bool, indirect: bool, legacy: bool, behind: int,
+    program: list[tuple[Any, ...]],
 ) -> None:
     if require_library() is None:
         pytest.skip("VIRTIO_ORACLE_NO_PEERS=1: Linux driver not available")
     bits = [Feature.EVENT_IDX] * event_idx + [Feature.INDIRECT_DESC] * indirect
     features = feature_mask(*bits)
-    layout = SplitLayout.modern(size, RING_BASE)
+    layout = (SplitLayout.legacy if legacy else SplitLayout.modern)(size, RING_BASE)
     start = (1 << 16) - behind
     ref, linux = (Side(flag, layout, features, start) for flag in (False, True))
     compare(ref, linux, layout, event_idx)

@@ -25,7 +25,7 @@ from peers.linux import require_library
 import impl.spec as spec
 
 HEADERS = ("virtio_ring.h", "virtio_config.h", "virtio_net.h", "virtio_blk.h",
-           "virtio_mmio.h", "virtio_ids.h", "virtio_pci.h")
+           "virtio_mmio.h", "virtio_ids.h", "virtio_pci.h", "if_ether.h", "ethtool.h")
 
 CLASS_PREFIXES = {
     "DescFlag": ("VRING_DESC_F_",),
@@ -37,6 +37,18 @@ CLASS_PREFIXES = {
     "Status": ("VIRTIO_CONFIG_S_",),
     "DeviceId": ("VIRTIO_ID_",),
     "MmioReg": ("VIRTIO_MMIO_",),
+    "NetFeature": ("VIRTIO_NET_F_",),
+    "UnimplementedFeature": ("VIRTIO_F_",),
+    "NetUnimplementedFeature": ("VIRTIO_NET_F_",),
+    "NetStatus": ("VIRTIO_NET_S_",),
+    "NetHdrFlag": ("VIRTIO_NET_HDR_F_",),
+    "NetGso": ("VIRTIO_NET_HDR_GSO_",),
+    "NetCtrlClass": ("VIRTIO_NET_CTRL_",),
+    "NetCtrlRx": ("VIRTIO_NET_CTRL_RX_",),
+    "NetCtrlMac": ("VIRTIO_NET_CTRL_MAC_",),
+    "NetCtrlVlan": ("VIRTIO_NET_CTRL_VLAN_",),
+    "NetAck": ("VIRTIO_NET_",),
+    "NetDuplex": ("DUPLEX_",),
 }
 
 EXPRESSIONS = {
@@ -55,7 +67,38 @@ EXPRESSIONS = {
     "Status.DEVICE_NEEDS_RESET": "VIRTIO_CONFIG_S_NEEDS_RESET",
     "InterruptBit.USED_BUFFER": "VIRTIO_MMIO_INT_VRING",
     "InterruptBit.CONFIG_CHANGE": "VIRTIO_MMIO_INT_CONFIG",
+    "DRIVER_STATUS_BITS": "VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER"
+                          " | VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK"
+                          " | VIRTIO_CONFIG_S_FAILED",
+    "INTERRUPT_BITS": "VIRTIO_MMIO_INT_VRING | VIRTIO_MMIO_INT_CONFIG",
+    # not a uapi macro: Linux's virtio_mmio.c spells the magic as these four letters
+    "MMIO_MAGIC": "'v' | 'i' << 8 | 'r' << 16 | 't' << 24",
     "MMIO_CONFIG_OFFSET": "VIRTIO_MMIO_CONFIG",
+    "EVENT_SUPPRESS_SIZE": "sizeof(struct vring_packed_desc_event)",
+    "EVENT_WRAP_SHIFT": "VRING_PACKED_EVENT_F_WRAP_CTR",
+    "NET_HDR_SIZE": "sizeof(struct virtio_net_hdr_mrg_rxbuf)",
+    "NET_HDR_LEGACY_SIZE": "sizeof(struct virtio_net_hdr)",
+    "MAC_LEN": "ETH_ALEN",
+    "ETH_HEADER_LEN": "ETH_HLEN",
+    "NET_MTU_MIN": "ETH_MIN_MTU",
+    "NET_MTU_MAX": "ETH_MAX_MTU",
+    "NET_SMALL_RX_FRAME": "ETH_FRAME_LEN",
+    "VLAN_TPID": "ETH_P_8021Q",
+    "NET_CONFIG_MAC": "offsetof(struct virtio_net_config, mac)",
+    "NET_CONFIG_STATUS": "offsetof(struct virtio_net_config, status)",
+    "NET_CONFIG_MAX_PAIRS": "offsetof(struct virtio_net_config, max_virtqueue_pairs)",
+    "NET_CONFIG_MTU": "offsetof(struct virtio_net_config, mtu)",
+    "NET_CONFIG_SPEED": "offsetof(struct virtio_net_config, speed)",
+    "NET_CONFIG_DUPLEX": "offsetof(struct virtio_net_config, duplex)",
+    # the fields served end with `duplex`
+    "NET_CONFIG_SIZE": "offsetof(struct virtio_net_config, duplex)"
+                       " + sizeof(((struct virtio_net_config *)0)->duplex)",
+    # what ethtool_validate_speed() accepts: 0..INT_MAX, or SPEED_UNKNOWN as a u32
+    "NET_SPEED_MAX": "INT_MAX",
+    "NET_SPEED_UNKNOWN": "(__u32)SPEED_UNKNOWN",
+    "NET_CTRL_ANNOUNCE_ACK": "VIRTIO_NET_CTRL_ANNOUNCE_ACK",
+    "NET_CTRL_HEADER_SIZE": "sizeof(struct virtio_net_ctrl_hdr)",
+    "NET_CTRL_MAC_ENTRIES_SIZE": "offsetof(struct virtio_net_ctrl_mac, macs)",
     "MmioReg.QUEUE_DRIVER_LOW": "VIRTIO_MMIO_QUEUE_AVAIL_LOW",
     "MmioReg.QUEUE_DRIVER_HIGH": "VIRTIO_MMIO_QUEUE_AVAIL_HIGH",
     "MmioReg.QUEUE_DEVICE_LOW": "VIRTIO_MMIO_QUEUE_USED_LOW",
@@ -66,11 +109,8 @@ NO_UAPI = {
     "MAX_QUEUE_SIZE": "Linux's uapi has no macro for the spec's 32768 limit",
     "MAX_CHAIN_BYTES": "a spec rule on a chain's total length; Linux names no constant",
     "DeviceId.RESERVED": "id 0 is the spec's 'reserved (invalid)'; uapi names no macro",
-    "DRIVER_STATUS_BITS": "a mask derived from Status members, each checked",
-    "INTERRUPT_BITS": "a mask derived from InterruptBit members, each checked",
     "FEATURE_WORD_BITS": "the width of the virtio-mmio feature window; Linux writes 32 inline",
     "FEATURE_WORDS": "how many feature windows the project serves; no uapi macro",
-    "MMIO_MAGIC": "Linux's virtio_mmio.c compares with a character literal, not a macro",
     "MMIO_VERSION_MODERN": "Linux's virtio_mmio.c compares the version with literals",
     "MMIO_VERSION_LEGACY": "Linux's virtio_mmio.c compares the version with literals",
     "MMIO_REGISTER_WIDTH": "the spec's 32-bit register rule; uapi names no macro",
@@ -82,6 +122,15 @@ NO_UAPI = {
     "DEVPAGE_ALIGN": "the descriptor page is this project's own transport",
     "DEVPAGE_SIZE": "the descriptor page is this project's own transport",
     "Hypercall": "the descriptor page's hypercalls are this project's own (every member)",
+    "PACKED_DESC_ALIGN": "a table value of the spec; Linux allocates the ring page-aligned",
+    "EVENT_SUPPRESS_ALIGN": "a table value of the spec; the uapi struct's C alignment is 2",
+    "EVENT_FLAGS_MASK": "uapi names the three flag values (checked), not their mask",
+    "INITIAL_WRAP_COUNTER": "Linux sets its wrap counters to 1 in code, not by a macro",
+    "NET_QUEUE_RX": "queue numbering is the spec's (§5.1.2); virtio_net.c counts inline",
+    "NET_QUEUE_TX": "queue numbering is the spec's (§5.1.2); virtio_net.c counts inline",
+    "NET_QUEUE_CTRL": "queue numbering is the spec's (§5.1.2); virtio_net.c counts inline",
+    "NET_MAX_FRAME": "this reference's own cap on a frame",
+    "VLAN_ID_MASK": "VLAN_VID_MASK lives in the kernel-only linux/if_vlan.h, not in uapi",
 }
 
 NEWER_THAN_SOME_TREES = {
@@ -89,7 +138,21 @@ NEWER_THAN_SOME_TREES = {
     "Feature.NOTIFICATION_DATA": "VIRTIO_F_NOTIFICATION_DATA is newer than Linux 6.1",
     "Feature.NOTIF_CONFIG_DATA": "VIRTIO_F_NOTIF_CONFIG_DATA is newer than Linux 6.1",
     "Feature.ADMIN_VQ": "VIRTIO_F_ADMIN_VQ is newer than Linux 6.1",
+    "NetFeature.HOST_USO": "VIRTIO_NET_F_HOST_USO is newer than Linux 6.1",
+    "NetGso.UDP_L4": "VIRTIO_NET_HDR_GSO_UDP_L4 is newer than Linux 6.1",
+    "NetGso.UDP_TUNNEL_IPV4": "VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV4 is newer than Linux 6.1",
+    "NetGso.UDP_TUNNEL_IPV6": "VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV6 is newer than Linux 6.1",
+    "NetHdrFlag.UDP_TUNNEL_CSUM": "VIRTIO_NET_HDR_F_UDP_TUNNEL_CSUM is newer than Linux 6.1",
+    "UnimplementedFeature.SUSPEND": "VIRTIO_F_SUSPEND is newer than Linux 6.1",
 }
+# named for model/not_applicable.tsv; not in Linux 6.1 (some newer, some in the spec only)
+NEWER_THAN_SOME_TREES.update({
+    f"NetUnimplementedFeature.{member}": f"VIRTIO_NET_F_{member} is not in Linux 6.1"
+    for member in ("DEVICE_STATS", "HASH_TUNNEL", "VQ_NOTF_COAL", "GUEST_USO4", "GUEST_USO6",
+                   "GUEST_HDRLEN", "RSS_CONTEXT", "GUEST_UDP_TUNNEL_GSO",
+                   "GUEST_UDP_TUNNEL_GSO_CSUM", "HOST_UDP_TUNNEL_GSO",
+                   "HOST_UDP_TUNNEL_GSO_CSUM", "OUT_NET_HEADER", "IPSEC")
+})
 
 
 def our_constants() -> dict[str, int]:
@@ -135,15 +198,16 @@ def c_program(names: list[str]) -> str:
 def linux_values(tree: Path, names: list[str], work: Path) -> dict[str, list[int]]:
     """Compile and run the program against `tree`'s virtio uapi headers.
 
-    Only the `virtio_*.h` headers come from the tree; the generic ones they include
-    (`linux/types.h`, `linux/if_ether.h`) are the system's sanitized copies, because
+    Only `virtio_*.h`, `if_ether.h` and `ethtool.h` come from the tree; the generic ones
+    they include (`linux/types.h` and below) are the system's sanitized copies, because
     the tree's raw uapi directory is not usable from userspace before headers_install.
     """
     source, binary = work / "constants.c", work / "constants"
     source.write_text(c_program(names))
     headers = work / "include" / "linux"
     headers.mkdir(parents=True)
-    for header in (tree / "include" / "uapi" / "linux").glob("virtio_*.h"):
+    uapi = tree / "include" / "uapi" / "linux"
+    for header in [*uapi.glob("virtio_*.h"), uapi / "if_ether.h", uapi / "ethtool.h"]:
         shutil.copy(header, headers / header.name)
     subprocess.run(
         ["gcc", "-std=gnu11", f"-I{work / 'include'}", str(source), "-o", str(binary)],

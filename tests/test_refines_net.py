@@ -2,10 +2,11 @@
 
 A Hypothesis state machine sends frames of random sizes each way, lets receive rings
 starve and refills them when it likes, delivers interrupts and polls when it likes,
-and takes links down and up, over modern and legacy headers, with and without
-MRG_RXBUF and VIRTIO_F_EVENT_IDX, with and without an MTU, over split rings and (on
-"mmio-packed" and "page-packed") packed rings, whose queue sizes need not be powers of
-two. After every step: the
+unbinds and rebinds a driver (a device reset) on the bus transports, switches
+promiscuous mode, and takes links down and up, over modern and legacy headers, with and
+without MRG_RXBUF and VIRTIO_F_EVENT_IDX, with and without an MTU, over split rings and
+(on "mmio-packed" and "page-packed") packed rings, whose queue sizes need not be powers
+of two. After every step: the
 frames each driver has received equal the model's (unchanged, in order), each
 device's drop counters equal the model's, the backlogs agree, no side recorded an
 error, every frame is accounted for, and used receive buffers never wait without an
@@ -37,6 +38,7 @@ from impl.spec import (
     NET_HDR_SIZE,
     NET_MAX_FRAME,
     Feature,
+    NetCtrlRx,
     NetFeature,
     feature_mask,
 )
@@ -45,6 +47,10 @@ from model.net import SIDES, LinkModel
 PATTERN = bytes(range(256)) * 300
 MIN_FRAME = 60
 MRG_BUFFER_SIZES = (128, 1536, 4096)
+OTHER_DESTINATIONS = [
+    bytes.fromhex("525400000077"), b"\xff" * 6, bytes.fromhex("01005e000001"),
+]
+"""A foreign unicast address, broadcast and a multicast group."""
 LEGACY_OFF = feature_mask(Feature.VERSION_1, Feature.ANY_LAYOUT, NetFeature.MRG_RXBUF)
 
 
@@ -123,7 +129,7 @@ class NetLinkMachine(RuleBasedStateMachine):
 
         self.model = LinkModel(
             capacity=queue_size, backlog_limit=backlog, max_frame=self.max_frame, need=need,
-            mergeable=mrg,
+            mergeable=mrg, addresses=(MAC_A, MAC_B),
         )
         for side in SIDES:
             self.model.refill(side)
@@ -142,8 +148,9 @@ class NetLinkMachine(RuleBasedStateMachine):
             label="length",
         )
         peer = LinkModel.peer(side)
-        frame = pattern_frame(self.macs[peer], self.macs[side], length, seed)
-        note(f"{side} sends {length} bytes")
+        dst = data.draw(st.sampled_from([self.macs[peer]] * 3 + OTHER_DESTINATIONS), label="dst")
+        frame = pattern_frame(dst, self.macs[side], length, seed)
+        note(f"{side} sends {length} bytes to {dst.hex()}")
         expected = self.model.send(side, frame)
         if expected:
             self.sides[side].driver.send(frame)
@@ -185,6 +192,20 @@ class NetLinkMachine(RuleBasedStateMachine):
         assert [len(f) for f in got] == [len(f) for f in expected]
         assert got == expected
         self.received[side].extend(got)
+
+    @precondition(lambda self: self.ready)
+    @rule(side=st.sampled_from(SIDES), on=st.booleans())
+    def promiscuous(self, side: str, on: bool) -> None:
+        """`side`'s driver switches promiscuous mode through the control queue."""
+        assert self.sides[side].driver.set_rx_mode(NetCtrlRx.PROMISC, on)
+        self.model.set_promisc(side, on)
+
+    @precondition(lambda self: self.ready and self.transport != "direct")
+    @rule(side=st.sampled_from(SIDES))
+    def rebind(self, side: str) -> None:
+        """`side`'s driver is unbound (the device reset) and bound again by the bus."""
+        self.sides[side].rebind()
+        self.model.reset(side)
 
     @precondition(lambda self: self.ready)
     @rule(side=st.sampled_from(SIDES))
@@ -235,7 +256,7 @@ class NetLinkMachine(RuleBasedStateMachine):
 
 
 REFINEMENT_IDS = (
-    "NET-DEV-005", "NET-DEV-006", "NET-DEV-027", "NET-DEV-028",
+    "NET-DEV-005", "NET-DEV-006", "NET-DEV-027", "NET-DEV-028", "NET-DEV-033", "NET-DEV-048",
     "NET-DRV-005", "NET-DRV-007", "NET-DRV-008", "NET-DRV-014", "NET-DRV-015", "NET-DRV-016",
     "NET-DRV-034", "NET-DRV-051", "NET-DRV-052", "NET-DRV-053",
 )
@@ -250,4 +271,4 @@ def test_two_drivers_over_a_wire_refine_the_link_model(transport: str) -> None:
 def test_drop_reasons_in_model_exist_in_device() -> None:
     """The model's drop reasons are names the device counts under."""
     names = {reason.value for reason in DropReason}
-    assert {"link_down", "oversize", "backlog_full", "no_room"} <= names
+    assert {"link_down", "oversize", "backlog_full", "no_room", "filtered", "tx_link_down"} <= names

@@ -20,6 +20,7 @@ reason in the summary; if the peer cannot be built they fail.
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 import pytest
@@ -46,7 +47,6 @@ PAIRINGS = {
     "ref-linux": (reference_driver, linux_device),
     "linux-linux": (linux_driver, linux_device),
 }
-EINVAL = 22
 MIN_EXAMPLES = 10
 """Fewest programs per feature pair; the profile's budget is shared among the four pairs."""
 
@@ -127,7 +127,7 @@ class PeerQueueMachine(SplitQueueMachine):
             note(f"bad chain at head {head}: {error!r}")
             assert error.head == head
             assert isinstance(error, NextOutOfRange) or (
-                isinstance(error, PeerRejectedChain) and error.errno == EINVAL
+                isinstance(error, PeerRejectedChain) and error.errno == errno.EINVAL
             )
         else:
             raise AssertionError("a chain with next out of range was accepted")

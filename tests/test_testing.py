@@ -63,3 +63,23 @@ def test_hostile_descriptors_fit_the_wire_fields(desc: tuple[int, int, int, int]
     addr, length, flags, nxt = desc
     raw = Descriptor(addr=addr, len=length, flags=flags, next=nxt).pack()
     assert len(raw) == DESC_SIZE
+
+
+def test_mock_packed_ring_writes_what_the_packed_rules_read() -> None:
+    """The packed double marks descriptors available or used exactly as asked (§2.8.1)."""
+    from impl.packed_layout import PackedDescriptor, PackedLayout
+    from impl.testing import MockPackedRing
+    from impl.wrap_math import is_available, is_used
+
+    layout = PackedLayout.modern(3, 0x100)
+    mem = GuestMemory(0x1000)
+    ring = MockPackedRing(mem, layout)
+    ring.put(0, flags=1, id=7, addr=0x800, len=5, lap=0)
+    desc = PackedDescriptor.unpack(mem.read(layout.desc_addr(0), DESC_SIZE))
+    assert (desc.addr, desc.len, desc.id, desc.flags & 1) == (0x800, 5, 7, 1)
+    assert is_available(desc.flags, 0) and not is_available(desc.flags, 1)
+    ring.put_used(1, 2, 9, lap=1)
+    assert is_used(ring.flags(1), 1) and not is_used(ring.flags(1), 0)
+    assert ring.ident(1) == 2 and mem.read_u32(layout.desc_len(1)) == 9
+    ring.put(2, flags=0x1234, lap=None)
+    assert ring.flags(2) == 0x1234

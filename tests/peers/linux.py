@@ -20,6 +20,7 @@ Spec: §2.7 (split virtqueues), through Linux 6.x's implementation of it.
 from __future__ import annotations
 
 import ctypes
+import errno
 from collections.abc import Hashable, Sequence
 from functools import cache
 
@@ -40,7 +41,6 @@ from impl.spec import DESC_SIZE, MAX_CHAIN_BYTES, DescFlag, Feature, feature_mas
 
 from .build import build
 
-ENOSPC = 28
 _INDIRECT = int(DescFlag.INDIRECT)
 NO_TABLE = (1 << 64) - 1
 _u64, _u32, _u16, _int, _uint, _ptr = (
@@ -164,7 +164,7 @@ class LinuxDriver:
         if table is not None and not taken.value:
             assert self._allocator is not None
             self._allocator.free(table)
-        if head == -ENOSPC:
+        if head == -errno.ENOSPC:
             raise NoSpace(f"Linux found {self.num_free} free descriptors, {total} segments")
         if head < 0:
             raise QueueBroken(f"Linux refused the buffer (errno {-head})")
