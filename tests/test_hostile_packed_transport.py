@@ -196,7 +196,7 @@ def test_an_area_aligned_for_split_but_not_for_packed(kind: str, packed: bool) -
     rig.assert_recovers()
 
 
-@pytest.mark.spec("STATUS-DEV-002", "FEAT-DRV-001")
+@pytest.mark.spec("STATUS-DEV-002")
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("first", ["packed", "split"])
 def test_changing_ring_packed_after_enabling_a_queue_needs_reset_at_driver_ok(

@@ -88,7 +88,8 @@ def test_probe_negotiates_packed_programs_the_areas_and_round_trips(
     )
     assert device.transport.get_status() == LIVE and core.status == LIVE
     assert has_feature(device.features, Feature.RING_PACKED)
-    assert has_feature(core.driver_features, Feature.RING_PACKED)
+    assert device.features & ~core.offered_features == 0
+    assert core.driver_features == device.features
     assert has_feature(device.features, Feature.EVENT_IDX) == event_idx
     assert backend.context is not None
     for index, maximum in enumerate(QUEUE_MAX):
