@@ -30,6 +30,7 @@ from impl.bus import RING_FEATURES, VirtioBus
 from impl.device_core import DeviceCore
 from impl.devpage import DevicePageHost
 from impl.devpage_driver import scan_devpage
+from impl.driver import VirtioDriver
 from impl.interrupts import InterruptController
 from impl.memory import GuestMemory
 from impl.mmio import MmioDevice, MmioSpace, MmioWindow
@@ -87,6 +88,26 @@ def blk_side(
         return BlkSide(mem, allocator, device, driver, handle, rings,
                        lambda: handle.config_interrupts,
                        lambda: bool(handle.reset_requests))  # fmt: skip
+    bus_device, core, bus = bus_bind(driver, device, transport, mem, allocator, known)
+    return BlkSide(mem, allocator, device, driver, bus_device, list(bus_device.queues),
+                   lambda: bus_device.config_changes,
+                   lambda: bool(core.status & Status.DEVICE_NEEDS_RESET), bus)  # fmt: skip
+
+
+def bus_bind(
+    driver: VirtioDriver,
+    device: BlkDevice,
+    transport: str,
+    mem: GuestMemory,
+    allocator: GuestAllocator,
+    known: int = KNOWN_FEATURES,
+) -> tuple[Any, DeviceCore, VirtioBus]:
+    """Bind `driver` to `device` through a bus on `transport` (any but "direct").
+
+    Returns the bus's handle on the device (the driver's `VirtioDevice`), the device
+    core behind the transport, and the bus. The ring bits offered are those in `known`,
+    plus RING_PACKED on the packed transports.
+    """
     irqs = InterruptController(immediate=True)
     packed = transport.endswith(PACKED_SUFFIX)
     ring_features = RING_FEATURES & known | (PACKED_RING if packed else 0)
@@ -95,9 +116,7 @@ def blk_side(
     [bus_device] = bus.devices
     assert bus_device.driver is driver, f"probe failed: {bus_device.probe_error}"
     assert bus_device.packed == packed, "the packed variants run packed rings, the rest split"
-    return BlkSide(mem, allocator, device, driver, bus_device, list(bus_device.queues),
-                   lambda: bus_device.config_changes,
-                   lambda: bool(core.status & Status.DEVICE_NEEDS_RESET), bus)  # fmt: skip
+    return bus_device, core, bus
 
 
 def _attach(
@@ -106,7 +125,7 @@ def _attach(
     mem: GuestMemory,
     irqs: InterruptController,
     bus: VirtioBus,
-    driver: BlkDriver,
+    driver: VirtioDriver,
 ) -> DeviceCore:
     """Put `device` behind `transport`, register `driver`, let the guest find the device."""
     bus.register_driver(driver)
