@@ -682,7 +682,7 @@ class NetDeviceSetup(NetUsageError):
     """A NetDevice constructed with an impossible configuration (bad MAC, mtu, backlog)."""
 
     section = "5.1.4.1"
-    spec_ids = ("NET-DEV-002",)
+    spec_ids = ("NET-DEV-002", "NET-DEV-003")
 
 
 class NetCtrlNoAnswer(NetDeviceError):
