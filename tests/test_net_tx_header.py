@@ -95,6 +95,7 @@ def test_the_driver_never_asks_for_udp_tunnel_offload(
     for bit in TUNNEL_FEATURES:
         assert not has_feature(side.handle.features, bit), bit.name
     sent = send_everything(side, csum)
+    assert isinstance(side.device, HeaderTap)
     headers = side.device.headers
     assert len(headers) == sent
     for hdr in headers:
