@@ -860,3 +860,13 @@ class BlkBadRequest(UsageError):
 
     section = "5.2.6.1"
     spec_ids = ("BLK-DRV-016",)
+
+
+# --- net and blk conformance gaps ---
+class NetChecksumRequest(NetUsageError):
+    """send() asked for checksum offload on a frame the driver may not hand over with
+    NEEDS_CSUM: the field outside the frame, an earlier (IPv4 header) checksum wrong, or
+    a TCP/UDP checksum field not holding the pseudo-header sum."""
+
+    section = "5.1.9.2.1"
+    spec_ids = ("NET-DRV-031", "NET-DRV-032", "NET-DRV-033")

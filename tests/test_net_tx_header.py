@@ -4,16 +4,22 @@ The device here records the header bytes of every transmit chain before it check
 so each test sees exactly what the driver wrote. A greedy variant also offers every host
 segmentation and UDP-tunnel bit, so the driver's choices are tested against an offer that
 would allow more than it may use.
+
+Checksum offload: the TCP/UDP packets are built here, their pseudo-header sums computed
+with the tests' own RFC 1071 checksum (`arp_icmp.checksum`), not with `impl`.
 """
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import pytest
+from arp_icmp import checksum, ipv4
 from net_rig import MAC_A, MAC_B, TRANSPORTS, frame, net_side
 
 from impl.chain import Chain
+from impl.errors import NetChecksumRequest
 from impl.net_device import NetDevice
 from impl.net_header import NetHdr
 from impl.spec import NetFeature, NetHdrFlag, NetUnimplementedFeature, feature_mask, has_feature
@@ -65,7 +71,7 @@ class Greedy64HeaderTap(GreedyHeaderTap):
 
 
 ICMP_FRAME = MAC_B + MAC_A + bytes.fromhex(
-    "0800 4500 0024 0001 0000 4001 0000 0a000001 0a000002 0800 0000 1234 0001"
+    "0800 4500 0024 0001 0000 4001 66d6 0a000001 0a000002 0800 0000 1234 0001"
 ) + bytes(8)
 """An IPv4 ICMP echo whose ICMP checksum the device is asked to fill (start 34, offset 2)."""
 
@@ -105,3 +111,121 @@ def test_the_driver_never_asks_for_udp_tunnel_offload(
     asked = [hdr for hdr in headers if hdr.flags & NetHdrFlag.NEEDS_CSUM]
     assert len(asked) == (2 if csum else 0)
     assert not side.device.errors
+
+
+# --- checksum offload requests (NET-DRV-031/032/033) ---------------------------------------
+IP_A, IP_B = bytes((10, 0, 0, 1)), bytes((10, 0, 0, 2))
+IP6_A, IP6_B = bytes.fromhex("fd00" + "00" * 13 + "01"), bytes.fromhex("fd00" + "00" * 13 + "02")
+TCP, UDP = 6, 17
+CSUM_AT = {TCP: 16, UDP: 6}
+"""Where the checksum sits in each transport header (RFC 793, RFC 768)."""
+PAYLOAD = bytes(range(37))
+
+
+class Sent:
+    """A port keeping every frame the device hands it."""
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+
+    def attach(self, sink: Any) -> None:
+        self.sink = sink
+
+    def transmit(self, data: bytes) -> None:
+        self.frames.append(data)
+
+
+def pseudo_sum(src: bytes, dst: bytes, proto: int, length: int) -> int:
+    """The folded (not complemented) pseudo-header sum: IPv4 for 4-byte addresses."""
+    if len(src) == 4:
+        return ~checksum(src + dst + bytes((0, proto)) + length.to_bytes(2, "big")) & 0xFFFF
+    return ~checksum(src + dst + length.to_bytes(4, "big") + bytes((0, 0, 0, proto))) & 0xFFFF
+
+
+def transport_segment(proto: int, field: int) -> bytes:
+    """A TCP or UDP header with `field` as its checksum, then PAYLOAD."""
+    if proto == UDP:
+        return struct.pack("!HHHH", 1000, 2000, 8 + len(PAYLOAD), field) + PAYLOAD
+    return struct.pack("!HHIIBBHHH", 1000, 2000, 1, 0, 0x50, 0x18, 1024, field, 0) + PAYLOAD
+
+
+def packet(version: int, proto: int, field: int | None = None) -> tuple[bytes, int]:
+    """An Ethernet frame carrying a TCP/UDP segment whose checksum field holds the
+    pseudo-header sum (or `field`), and where the transport header starts."""
+    length = len(transport_segment(proto, 0))
+    if version == 4:
+        field = pseudo_sum(IP_A, IP_B, proto, length) if field is None else field
+        ip = ipv4(IP_A, IP_B, proto, transport_segment(proto, field))
+        return MAC_B + MAC_A + b"\x08\x00" + ip, 34
+    field = pseudo_sum(IP6_A, IP6_B, proto, length) if field is None else field
+    head = struct.pack("!IHBB", 6 << 28, length, proto, 64) + IP6_A + IP6_B
+    return MAC_B + MAC_A + b"\x86\xdd" + head + transport_segment(proto, field), 54
+
+
+def segment_checks(sent: bytes, version: int, proto: int, start: int) -> bool:
+    """Whether the transport checksum of `sent` verifies over its pseudo-header."""
+    src, dst = (IP_A, IP_B) if version == 4 else (IP6_A, IP6_B)
+    segment = sent[start:]
+    pseudo = pseudo_sum(src, dst, proto, len(segment)).to_bytes(2, "big")
+    return checksum(pseudo + segment) == 0
+
+
+def offload_side() -> Any:
+    return net_side(MAC_A, Sent())
+
+
+@pytest.mark.spec("NET-DRV-032", "NET-DRV-033")
+@pytest.mark.parametrize("version", [4, 6])
+@pytest.mark.parametrize("proto", [TCP, UDP])
+def test_a_tcp_or_udp_packet_with_the_pseudo_header_sum_leaves_complete(
+    version: int, proto: int
+) -> None:
+    side = offload_side()
+    data, start = packet(version, proto)
+    side.driver.send(data, csum=(start, CSUM_AT[proto]))
+    [sent] = side.device.port.frames
+    assert segment_checks(sent, version, proto, start)
+    assert sent[:start] == data[:start] and not side.device.errors
+
+
+@pytest.mark.spec("NET-DRV-032")
+@pytest.mark.parametrize("version", [4, 6])
+@pytest.mark.parametrize("proto", [TCP, UDP])
+def test_a_field_not_holding_the_pseudo_header_sum_is_refused(version: int, proto: int) -> None:
+    side = offload_side()
+    good, start = packet(version, proto)
+    pseudo = int.from_bytes(good[start + CSUM_AT[proto] : start + CSUM_AT[proto] + 2], "big")
+    for field in (0, pseudo ^ 0x0100, ~pseudo & 0xFFFF):
+        data, _ = packet(version, proto, field)
+        with pytest.raises(NetChecksumRequest):
+            side.driver.send(data, csum=(start, CSUM_AT[proto]))
+    assert side.device.port.frames == []
+    side.driver.send(good, csum=(start, CSUM_AT[proto]))
+    assert len(side.device.port.frames) == 1
+
+
+@pytest.mark.spec("NET-DRV-031")
+@pytest.mark.parametrize("proto", [TCP, UDP])
+def test_a_wrong_checksum_before_csum_start_is_refused(proto: int) -> None:
+    side = offload_side()
+    good, start = packet(4, proto)
+    bad_ip = good[:24] + bytes((good[24] ^ 0xFF,)) + good[25:]  # IPv4 header checksum
+    with pytest.raises(NetChecksumRequest):
+        side.driver.send(bad_ip, csum=(start, CSUM_AT[proto]))
+    bad_icmp = ICMP_FRAME[:24] + b"\0\0" + ICMP_FRAME[26:]
+    with pytest.raises(NetChecksumRequest):
+        side.driver.send(bad_icmp, csum=(34, 2))
+    assert side.device.port.frames == []
+    side.driver.send(ICMP_FRAME, csum=(34, 2))
+    side.driver.send(bad_ip)  # without offload the frame is the caller's business
+    assert len(side.device.port.frames) == 2
+
+
+@pytest.mark.spec("NET-DRV-033")
+@pytest.mark.parametrize("csum", [(0, 199), (198, 1), (-1, 4), (14, -2)])
+def test_a_checksum_field_outside_the_frame_is_refused(csum: tuple[int, int]) -> None:
+    side = offload_side()
+    with pytest.raises(NetChecksumRequest):
+        side.driver.send(frame(MAC_B, MAC_A, 200), csum=csum)
+    side.driver.send(frame(MAC_B, MAC_A, 200), csum=(0, 198))
+    assert len(side.device.port.frames) == 1
