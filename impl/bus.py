@@ -6,13 +6,18 @@ bound to the first driver whose id table matches it and whose probe succeeds.
 
 Rules:
 - Probe follows §3.1.1: reset; ACKNOWLEDGE; DRIVER; read the offer; accept offered ∩
-  known (the driver's device-type bits plus the ring features this bus implements,
+  known (the driver's device-type bits plus the ring features this bus is given,
   never a bit not offered, FEAT-DRV-001/003), then drop every bit whose prerequisites
   (the driver's optional `feature_requires` table) were not all offered and kept
   (FEAT-DRV-001/002); a modern device must offer VERSION_1,
   which is then accepted (FEAT-DRV-006/007); FEATURES_OK and read it back; the
   driver's `probe`; DRIVER_OK. Any `VirtioError` on the way sets FAILED, frees every
   queue and leaves the device registered but unbound (INIT-DRV-004/005).
+- Ring type: with VIRTIO_F_RING_PACKED negotiated (only if the bus's `ring_features`
+  include it, and never on a legacy device) `find_vqs` lays out packed rings
+  (`PackedLayout`: descriptor ring, driver and device event suppression) of the
+  queue's maximum size capped at the bus's `queue_size`, any size, and builds a
+  `PackedDriver`; otherwise split rings of the largest power of two that fits.
 - Kicks before DRIVER_OK are held and sent right after it (INIT-DRV-006).
 - Remove: reset (INIT-DRV-008), the driver's `remove`, then any buffer still
   outstanding is detached by the bus (`detached`), and the rings are freed.
@@ -23,7 +28,8 @@ Rules:
 - Config reads retry until the generation is stable, a bounded number of times
   (§2.5.1, CONFIG-DRV-001).
 
-Spec: §3.1.1 (initialization), §3.3 (cleanup), §2.2, §2.5.1, §2.6, §4.2.3.4.
+Spec: §3.1.1 (initialization), §3.3 (cleanup), §2.2, §2.5.1, §2.6, §2.7 and §2.8 (the
+two ring types), §4.2.3.2, §4.2.3.4.
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ from .errors import (
 from .interrupts import InterruptController
 from .layout import SplitLayout
 from .memory import GuestMemory
+from .packed_driver import PackedDriver
+from .packed_layout import PackedLayout
 from .spec import (
     FEATURE_WORD_BITS,
     INTERRUPT_BITS,
@@ -59,7 +67,13 @@ from .spec import (
     has_feature,
 )
 from .split_driver import SplitDriver
-from .transport import RING_FEATURES, TRANSPORT_FEATURES, TransportAccessor
+from .transport import (
+    IMPLEMENTED_RING_FEATURES,
+    RING_FEATURES,
+    TRANSPORT_FEATURES,
+    QueueAreas,
+    TransportAccessor,
+)
 
 CONFIG_READ_RETRIES = 16
 """How many times a config read is retried while the generation keeps moving."""
@@ -89,10 +103,10 @@ def accepted_features(
 ) -> int:
     """The bits a driver accepts: offered AND (device-type bits it knows OR ring bits) (§2.2),
     without any bit whose prerequisites are not all among them (§2.2.1)."""
-    wanted = (known & ~TRANSPORT_FEATURES) | (ring_features & RING_FEATURES)
+    wanted = (known & ~TRANSPORT_FEATURES) | (ring_features & IMPLEMENTED_RING_FEATURES)
     if legacy:
         wanted &= (1 << FEATURE_WORD_BITS) - 1
-        wanted &= ~feature_mask(Feature.VERSION_1)
+        wanted &= ~feature_mask(Feature.VERSION_1, Feature.RING_PACKED)
     return without_unmet_requirements(offered & wanted, requires or {})
 
 
@@ -122,7 +136,7 @@ class BusDevice:
         self._bus = bus
         self.driver: VirtioDriver | None = None
         self._features = 0
-        self.queues: list[SplitDriver] = []
+        self.queues: list[SplitDriver | PackedDriver] = []
         self._callbacks: list[QueueCallback | None] = []
         self._rings: list[int] = []
         self._live = False
@@ -222,26 +236,51 @@ class BusDevice:
             raise
         return list(self.queues)
 
+    @property
+    def packed(self) -> bool:
+        """Whether VIRTIO_F_RING_PACKED was negotiated: every queue is a packed ring."""
+        return self.has_feature(Feature.RING_PACKED)
+
     def _setup_queue(self, index: int, callback: QueueCallback | None) -> None:
         maximum = self.transport.queue_max(index)
         if maximum < 1:
             raise QueueUnavailable(f"queue {index} has maximum size {maximum}")
-        size = 1 << (min(maximum, self._bus.queue_size, MAX_QUEUE_SIZE).bit_length() - 1)
-        legacy = self.transport.legacy
-        shape = SplitLayout.legacy(size) if legacy else SplitLayout.modern(size)
-        base = self.allocator.alloc(shape.end, LEGACY_PAGE_SIZE)
-        if base is None:
-            raise NoSpace(f"no guest memory for a ring of {size}")
-        self._rings.append(base)
-        layout = SplitLayout.legacy(size, base) if legacy else SplitLayout.modern(size, base)
-        queue = SplitDriver(
-            self.mem, layout, self._features, allocator=self.allocator,
-            notify=self._notifier(index),
-        )
+        fits = min(maximum, self._bus.queue_size, MAX_QUEUE_SIZE)
+        layout = self._place_ring(fits if self.packed else 1 << (fits.bit_length() - 1))
+        queue: SplitDriver | PackedDriver
+        if isinstance(layout, PackedLayout):
+            queue = PackedDriver(
+                self.mem, layout, self._features, allocator=self.allocator,
+                notify=self._notifier(index),
+            )
+        else:
+            queue = SplitDriver(
+                self.mem, layout, self._features, allocator=self.allocator,
+                notify=self._notifier(index),
+            )
         self.queues.append(queue)
         self._callbacks.append(callback)
         if not self.transport.setup_queue(index, layout):
             raise QueueNotEnabled(f"queue {index} did not read back ready")
+
+    def _place_ring(self, size: int) -> QueueAreas:
+        """Allocate a ring of `size` entries of the negotiated type and lay it out there.
+
+        Packed: descriptor ring, then the two event suppression structures (§2.8.10.1).
+        Split: the modern layout, or the legacy contiguous one (§2.7.2).
+        """
+        legacy = self.transport.legacy
+        if self.packed:
+            shape: QueueAreas = PackedLayout.modern(size)
+        else:
+            shape = SplitLayout.legacy(size) if legacy else SplitLayout.modern(size)
+        base = self.allocator.alloc(shape.end, LEGACY_PAGE_SIZE)
+        if base is None:
+            raise NoSpace(f"no guest memory for a ring of {size}")
+        self._rings.append(base)
+        if self.packed:
+            return PackedLayout.modern(size, base)
+        return SplitLayout.legacy(size, base) if legacy else SplitLayout.modern(size, base)
 
     def _notifier(self, index: int) -> Callable[[], None]:
         def notify() -> None:
@@ -299,7 +338,11 @@ class BusDevice:
 
 
 class VirtioBus:
-    """Drivers and devices, matched in either order; rings come from `allocator` in `mem`."""
+    """Drivers and devices, matched in either order; rings come from `allocator` in `mem`.
+
+    `ring_features` are the §6 ring bits the bus accepts for every driver when offered;
+    add `transport.PACKED_RING` to negotiate packed rings. `queue_size` caps each ring.
+    """
 
     def __init__(
         self,

@@ -6,7 +6,7 @@ The core owns what every transport shares: the status field and its legal order,
 64-bit feature negotiation, the per-queue configuration (size and three addresses) and
 its enablement, the interrupt status bits, the configuration generation, and the
 `DeviceBackend` of the device type, which it activates at DRIVER_OK with one
-`SplitDevice` per enabled queue.
+`SplitDevice` or `PackedDevice` per enabled queue.
 
 Rules:
 - A hostile driver never makes the core raise: each violation is recorded as a typed
@@ -19,11 +19,20 @@ Rules:
   are ignored (RESET-DEV-002).
 - Area address 0 means "not programmed", as QEMU reads it: a queue with any area at 0
   is refused.
+- Ring type: a core built with `packed=True` (and not legacy: RING_PACKED needs
+  VERSION_1) also offers VIRTIO_F_RING_PACKED. A queue is judged, when the driver
+  enables it, as the ring type of the features the driver has accepted at that moment
+  (packed when RING_PACKED is accepted and offered): a packed size is any of
+  1..QueueNumMax, a split size a power of two up to it (§2.7, §2.8). The type is
+  recorded with the queue; DRIVER_OK with a queue enabled under the other type than
+  the one negotiated is a driver error (DEVICE_NEEDS_RESET): the driver changed
+  RING_PACKED after programming the queue.
 - This module decides from its own code; `model/status.py` states the same rules
   independently and the stateful tests compare the two.
 
 Spec: §2.1 (status), §2.2 (features), §2.4 (reset), §2.5.1 (generation), §3.1.1
-(initialization), §4.2.2 and §4.2.3 (the register semantics both transports share).
+(initialization), §2.8 and §6 (VIRTIO_F_RING_PACKED), §4.2.2 and §4.2.3 (the register
+semantics both transports share).
 """
 
 from __future__ import annotations
@@ -48,6 +57,8 @@ from .errors import (
 )
 from .layout import SplitLayout, is_valid_queue_size
 from .memory import GuestMemory
+from .packed_device import PackedDevice
+from .packed_layout import PackedLayout, is_valid_packed_size
 from .spec import (
     DRIVER_STATUS_BITS,
     FEATURE_WORD_BITS,
@@ -60,7 +71,7 @@ from .spec import (
     has_feature,
 )
 from .split_device import SplitDevice
-from .transport import RING_FEATURES, TRANSPORT_FEATURES
+from .transport import PACKED_RING, RING_FEATURES, TRANSPORT_FEATURES
 
 _WORD_MASK = (1 << FEATURE_WORD_BITS) - 1
 
@@ -90,11 +101,14 @@ class QueueConfig:
     ready: bool = False
     legacy_base: int = 0
     align: int = LEGACY_QUEUE_ALIGN
+    packed: bool = False
+    """The ring type the queue was judged as when enabled (§2.8: a packed ring)."""
 
     def clear(self) -> None:
         """Back to the reset state: not ready, size = max, nothing programmed."""
         self.size, self.desc, self.driver, self.device = self.max_size, 0, 0, 0
         self.ready, self.legacy_base, self.align = False, 0, LEGACY_QUEUE_ALIGN
+        self.packed = False
 
 
 @dataclass
@@ -102,23 +116,28 @@ class _Activation:
     """What exists only between DRIVER_OK and the next reset."""
 
     epoch: int
-    queues: list[SplitDevice | None] = field(default_factory=list)
+    queues: list[SplitDevice | PackedDevice | None] = field(default_factory=list)
 
 
 class DeviceCore:
     """One device's transport-neutral state over `mem`, serving `backend`.
 
     `legacy` selects the pre-1.0 handshake: no FEATURES_OK step, features frozen at
-    DRIVER_OK, queues placed by page frame number. `on_interrupt` is the interrupt
+    DRIVER_OK, queues placed by page frame number. `packed` adds VIRTIO_F_RING_PACKED
+    to the offer (never on a legacy device). `on_interrupt` is the interrupt
     line: called each time the core sets a bit in the interrupt status. `on_publish` is
     called when device-side state changes without a driver access (a new generation,
     DEVICE_NEEDS_RESET), for transports that mirror that state in guest memory.
     """
 
-    def __init__(self, backend: DeviceBackend, mem: GuestMemory, *, legacy: bool = False) -> None:
+    def __init__(
+        self, backend: DeviceBackend, mem: GuestMemory, *, legacy: bool = False,
+        packed: bool = False,
+    ) -> None:
         self.backend = backend
         self.mem = mem
         self.legacy = legacy
+        self.packed = packed and not legacy
         self.queues = [QueueConfig(max_size=m) for m in backend.queue_max_sizes()]
         self.violations: list[VirtioError] = []
         self.interrupts_raised = 0
@@ -155,12 +174,22 @@ class DeviceCore:
         """The backend's offer without transport bits this project does not implement.
 
         A device never offers what it would not support (FEAT-DEV-003): of bits 24..49
-        only `RING_FEATURES` pass; a legacy device offers 32 bits and no VERSION_1.
+        only `RING_FEATURES` pass, and RING_PACKED when the core serves packed rings
+        (which it then offers whatever the backend says); a legacy device offers 32
+        bits, so neither VERSION_1 nor RING_PACKED.
         """
-        offer = self.backend.offered_features() & ~(TRANSPORT_FEATURES & ~RING_FEATURES)
+        ring_bits = RING_FEATURES | (PACKED_RING if self.packed else 0)
+        offer = self.backend.offered_features() & ~(TRANSPORT_FEATURES & ~ring_bits)
+        if self.packed:
+            offer |= PACKED_RING
         if self.legacy:
             offer &= (1 << FEATURE_WORD_BITS) - 1
         return offer
+
+    @property
+    def packed_accepted(self) -> bool:
+        """Whether the driver's accepted features (so far) select packed rings (§2.8)."""
+        return self.packed and has_feature(self.driver_features, Feature.RING_PACKED)
 
     @property
     def active(self) -> bool:
@@ -192,11 +221,19 @@ class DeviceCore:
             if added & bit and needs & ~new:
                 self._driver_broke(IllegalStatusWrite(f"{bit.name} set before {needs!r}"))
                 return
+        if added & Status.DRIVER_OK and self._ring_type_changed():
+            self._driver_broke(IllegalStatusWrite("RING_PACKED changed after a queue was enabled"))
+            return
         self._status = (self._status & ~DRIVER_STATUS_BITS) | new
         if added & Status.FEATURES_OK:
             self.features_frozen = True
         if added & Status.DRIVER_OK:
             self._activate()
+
+    def _ring_type_changed(self) -> bool:
+        """An enabled queue judged as the other ring type than the one negotiated."""
+        packed = self.packed_accepted
+        return any(queue.ready and queue.packed != packed for queue in self.queues)
 
     def _features_acceptable(self) -> bool:
         """FEATURES_OK is granted only for a subset of the offer including VERSION_1 (§2.2)."""
@@ -247,6 +284,7 @@ class DeviceCore:
         queue = self.queue_writable(index)
         if queue is None:
             return False
+        queue.packed = self.packed_accepted
         try:
             self._layout_of(queue).validate(self.mem.size)
         except QueueConfigInvalid as error:
@@ -268,8 +306,17 @@ class DeviceCore:
             return
         queue.ready = False
 
-    def _layout_of(self, queue: QueueConfig) -> SplitLayout:
-        """The split layout the queue's registers describe; raises if it cannot be one."""
+    def _layout_of(self, queue: QueueConfig) -> SplitLayout | PackedLayout:
+        """The layout the queue's registers describe; raises if it cannot be one.
+
+        Packed (§2.8): any size 1..max. Split (§2.7): a power of two up to max.
+        """
+        if queue.packed:
+            if not is_valid_packed_size(queue.size) or queue.size > queue.max_size:
+                raise QueueConfigInvalid(f"packed size {queue.size} not in 1..{queue.max_size}")
+            if 0 in (queue.desc, queue.driver, queue.device):
+                raise QueueConfigInvalid("an area address is 0 (not programmed)")
+            return PackedLayout(queue.size, queue.desc, queue.driver, queue.device)
         if not is_valid_queue_size(queue.size) or queue.size > queue.max_size:
             raise QueueConfigInvalid(f"size {queue.size} not a power of two <= {queue.max_size}")
         if self.legacy:
@@ -287,10 +334,7 @@ class DeviceCore:
             self.features_frozen = True
         activation = _Activation(self._epoch)
         for queue in self.queues:
-            layout = self._layout_of(queue) if queue.ready else None
-            activation.queues.append(
-                None if layout is None else SplitDevice(self.mem, layout, self.driver_features)
-            )
+            activation.queues.append(self._device_queue(queue) if queue.ready else None)
         self._active = activation
         epoch = self._epoch
         queues: list[DeviceQueue | None] = list(activation.queues)
@@ -304,9 +348,20 @@ class DeviceCore:
         )
         self.backend.activate(context)
 
+    def _device_queue(self, queue: QueueConfig) -> SplitDevice | PackedDevice:
+        """The device half of an enabled queue, of the ring type it was enabled as."""
+        layout = self._layout_of(queue)
+        if isinstance(layout, PackedLayout):
+            return PackedDevice(self.mem, layout, self.driver_features)
+        return SplitDevice(self.mem, layout, self.driver_features)
+
     # --- notifications (§2.7.10, §4.2.3.3) -------------------------------------------------
     def notify(self, index: int) -> None:
-        """The driver's available buffer notification for queue `index`."""
+        """The driver's available buffer notification for queue `index`.
+
+        A kick on a queue already broken by recorded ring corruption (the device needs
+        a reset) is ignored: the violation was recorded when the ring broke.
+        """
         active = self._active
         live = active.queues[index] if active and 0 <= index < len(active.queues) else None
         if live is None:
@@ -316,8 +371,11 @@ class DeviceCore:
             self.backend.queue_notify(index)
         except ChainError as error:
             self.violations.append(error)
-        except (DriverError, QueueBroken) as error:
+        except DriverError as error:
             self._driver_broke(error)
+        except QueueBroken as error:
+            if not self._status & Status.DEVICE_NEEDS_RESET:
+                self._driver_broke(error)
 
     def _signal_used(self, epoch: int, index: int) -> None:
         """Backend pushed used elements on `index`: interrupt if the ring asks (§2.7.7.2)."""

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from .bus import BusDevice, VirtioBus
 from .devpage import VQ_DESC, VQ_DEVICE, VQ_DRIVER, VQ_MAX_SIZE, VQ_READY, VQ_SIZE, EntryLayout
 from .errors import NotAVirtioDevice
-from .layout import SplitLayout
 from .memory import GuestMemory
 from .spec import DEVPAGE_SIZE, Hypercall
+from .transport import QueueAreas, area_addresses
 
 HypercallFn = Callable[..., int]
 """`hypercall(number, arg0=0, arg1=0, arg2=0) -> int`, the guest's trap into the host."""
@@ -71,8 +71,10 @@ class DevPageTransport:
             return 0
         return self._mem.read_u16(self.entry.vq(index) + VQ_MAX_SIZE)
 
-    def setup_queue(self, index: int, layout: SplitLayout) -> bool:
-        """Write size, addresses and ready = 1, hand it over, and read ready back.
+    def setup_queue(self, index: int, layout: QueueAreas) -> bool:
+        """Write size, the three areas and ready = 1, hand it over, and read ready back.
+
+        The record's desc/driver/device take the layout's areas, split or packed.
 
         A queue already ready is left alone and False returned, as Linux refuses to set
         up an active queue.
@@ -82,10 +84,11 @@ class DevPageTransport:
         if self.queue_ready(index):
             return False
         record, mem = self.entry.vq(index), self._mem
+        desc, driver, device = area_addresses(layout)
         mem.write_u16(record + VQ_SIZE, layout.size)
-        mem.write_u64(record + VQ_DESC, layout.desc)
-        mem.write_u64(record + VQ_DRIVER, layout.avail)
-        mem.write_u64(record + VQ_DEVICE, layout.used)
+        mem.write_u64(record + VQ_DESC, desc)
+        mem.write_u64(record + VQ_DRIVER, driver)
+        mem.write_u64(record + VQ_DEVICE, device)
         mem.write_u32(record + VQ_READY, 1)
         self._hypercall(Hypercall.SET_STATUS, self.entry.base)
         self._desc[index] = layout.desc

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 
 from .bus import BusDevice, VirtioBus
 from .errors import NotAVirtioDevice
-from .layout import SplitLayout
 from .mmio import MmioSpace, MmioWindow
 from .spec import (
     FEATURE_WORD_BITS,
@@ -36,6 +35,7 @@ from .spec import (
     DeviceId,
     MmioReg,
 )
+from .transport import QueueAreas, area_addresses
 
 _WORD_MASK = (1 << FEATURE_WORD_BITS) - 1
 _CONFIG_WIDTHS = (4, 2, 1)
@@ -92,8 +92,12 @@ class MmioTransport:
         self._write(MmioReg.QUEUE_SEL, index)
         return self._read(MmioReg.QUEUE_NUM_MAX)
 
-    def setup_queue(self, index: int, layout: SplitLayout) -> bool:
+    def setup_queue(self, index: int, layout: QueueAreas) -> bool:
         """Program size and addresses, then QueueReady = 1 (legacy: QueuePFN); read it back.
+
+        QueueDesc, QueueDriver and QueueDevice take the layout's three areas, split or
+        packed (§4.2.2). Legacy places only the page of `desc` (a split ring: a legacy
+        device never negotiates RING_PACKED, which needs VERSION_1).
 
         A queue already ready is left alone and False returned, as Linux refuses to set
         up an active queue (MMIO-DRV-010: its registers are not written).
@@ -106,10 +110,11 @@ class MmioTransport:
             self._write(MmioReg.QUEUE_ALIGN, LEGACY_QUEUE_ALIGN)
             self._write(MmioReg.QUEUE_PFN, layout.desc // LEGACY_PAGE_SIZE)
             return self._read(MmioReg.QUEUE_PFN) != 0
+        desc, driver, device = area_addresses(layout)
         for low, high, addr in (
-            (MmioReg.QUEUE_DESC_LOW, MmioReg.QUEUE_DESC_HIGH, layout.desc),
-            (MmioReg.QUEUE_DRIVER_LOW, MmioReg.QUEUE_DRIVER_HIGH, layout.avail),
-            (MmioReg.QUEUE_DEVICE_LOW, MmioReg.QUEUE_DEVICE_HIGH, layout.used),
+            (MmioReg.QUEUE_DESC_LOW, MmioReg.QUEUE_DESC_HIGH, desc),
+            (MmioReg.QUEUE_DRIVER_LOW, MmioReg.QUEUE_DRIVER_HIGH, driver),
+            (MmioReg.QUEUE_DEVICE_LOW, MmioReg.QUEUE_DEVICE_HIGH, device),
         ):
             self._write(low, addr & _WORD_MASK)
             self._write(high, addr >> FEATURE_WORD_BITS)

@@ -19,8 +19,13 @@ Rules, with the outcome this project chose where the spec leaves the device free
   accepted set is a subset of the offer and contains VERSION_1 (modern); otherwise the
   rest of that write applies and FEATURES_OK stays clear (FEAT-DEV-002).
 - Queues (§2.6, §4.2.2): a queue may be enabled before DRIVER_OK with a valid layout
-  (size a power of two up to its maximum, addresses programmed and valid); enabling
-  otherwise is ignored. A queue is live from DRIVER_OK to the next reset.
+  (addresses programmed and valid; size a power of two up to its maximum for a split
+  ring, any size from 1 to its maximum for a packed ring, §2.8); enabling otherwise
+  is ignored. A queue is live from DRIVER_OK to the next reset.
+- Ring type (§2.8, §6): a queue is a packed ring when, as it is enabled, the accepted
+  set holds VIRTIO_F_RING_PACKED and the device offers it (never on a legacy device).
+  DRIVER_OK with a queue enabled as the other type than the accepted set now selects
+  is a broken rule like any other status write (DEVICE_NEEDS_RESET).
 - Notifications (§2.7.10, STATUS-DEV-001): a kick reaches the device only for a live
   queue; any other is ignored.
 - The interrupt promise (§2.7.7, §4.2.2): a used buffer the driver asked to hear
@@ -29,7 +34,7 @@ Rules, with the outcome this project chose where the spec leaves the device free
   (MMIO-DEV-003). After every pending interrupt is delivered, nothing is owed.
 
 Spec: §2.1 (status), §2.2 and §6 (features), §2.4 (reset), §2.5.1 (generation),
-§3.1.1 (initialization), §4.2.2 (interrupt status, queue ready).
+§3.1.1 (initialization), §2.8 (packed ring sizes), §4.2.2 (interrupt status, queue ready).
 """
 
 from __future__ import annotations
@@ -68,6 +73,7 @@ class QueueState:
 
     max_size: int
     enabled: bool = False
+    packed: bool = False
 
 
 @dataclass
@@ -125,10 +131,20 @@ class Lifecycle:
             needs = PREREQUISITES[bit] - ({Status.FEATURES_OK} if self.legacy else set())
             if needs - new:
                 return self._broken()
+        if Status.DRIVER_OK in added and any(
+            q.enabled and q.packed != self.packed for q in self.queues
+        ):
+            return self._broken()
         self.status = new
         if Status.FEATURES_OK in added or (self.legacy and Status.DRIVER_OK in added):
             self.frozen = True
         return Outcome.FEATURES_REFUSED if refused else Outcome.APPLIED
+
+    @property
+    def packed(self) -> bool:
+        """Whether the accepted set (so far) selects packed rings: offered and accepted."""
+        both = self.accepted & self.offered
+        return not self.legacy and Feature.RING_PACKED in both
 
     def _acceptable(self) -> bool:
         return self.accepted <= self.offered and Feature.VERSION_1 in self.accepted
@@ -160,10 +176,12 @@ class Lifecycle:
         queue = self.queues[index]
         if queue.enabled or self.live:
             return Outcome.IGNORED
-        power_of_two = size > 0 and size & (size - 1) == 0
-        if not (power_of_two and size <= queue.max_size and layout_valid):
+        size_fits = 0 < size <= queue.max_size
+        if not self.packed:
+            size_fits = size_fits and size & (size - 1) == 0
+        if not (size_fits and layout_valid):
             return Outcome.IGNORED
-        queue.enabled = True
+        queue.enabled, queue.packed = True, self.packed
         return Outcome.APPLIED
 
     def disable_queue(self, index: int) -> Outcome:

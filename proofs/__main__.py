@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 
+from . import crosshair_run
 from .registry import Obligation, all_obligations, by_name
 from .verdict import DEFAULT_TIMEOUT_MS, Status, Verdict
 
@@ -96,6 +97,9 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--timeout-ms", type=int, default=DEFAULT_TIMEOUT_MS)
     parser.add_argument("--no-crosshair", action="store_true", help="skip CrossHair")
+    parser.add_argument("--crosshair-timeout", type=float,
+                        default=crosshair_run.DEFAULT_PER_CONDITION_S,
+                        help="CrossHair's time limit per condition, in seconds")
     return parser.parse_args(argv)
 
 
@@ -114,16 +118,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"no obligation named {error}", file=sys.stderr)
             return 2
     start = time.perf_counter()
+    crosshair = None
+    if not args.no_crosshair and not args.only:
+        crosshair = crosshair_run.start(per_condition_s=args.crosshair_timeout)
     rows = run(obligations, args.jobs, args.timeout_ms)
     print_table(rows)
     failed = [row.obligation.name for row in rows if not row.verdict.ok]
     cpu = sum(row.verdict.cpu_seconds for row in rows)
     print(f"\n{len(rows) - len(failed)}/{len(rows)} obligations proved "
           f"in {time.perf_counter() - start:.1f}s wall, {cpu:.1f}s solver cpu")
+    report = None
+    if crosshair is not None:
+        report = crosshair_run.finish(crosshair, start)
+        print(f"{report.summary()}\n    contracts of impl.ring_math, impl.layout and "
+              f"impl.chain.walk_chain in {crosshair_run.CONTRACTS.name}")
+        for line in report.failures:
+            print(f"    {line}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
-            json.dump([row.as_json() for row in rows], out, indent=2)
-    return 1 if failed else 0
+            doc: dict[str, object] = {"obligations": [row.as_json() for row in rows]}
+            if report is not None:
+                doc["crosshair"] = {"ok": report.ok, "confirmed": report.confirmed,
+                                    "searched": report.searched,
+                                    "counterexamples": list(report.failures)}
+            json.dump(doc, out, indent=2)
+    return 1 if failed or (report is not None and not report.ok) else 0
 
 
 if __name__ == "__main__":

@@ -10,11 +10,14 @@ Two proofs of each property:
 - for every queue size N from 1 to 32768 at once (N symbolic), by induction over the
   loop: an invariant holds at the start and is kept by every iteration, and the count
   of descriptors read grows by one per iteration while the invariant bounds it;
-- for each power-of-two N up to `UNROLL_MAX`, the whole walk unrolled N + 2 times over
+- for each power-of-two N up to `UNROLL_MAX`, the whole walk unrolled N + 1 times over
   fully symbolic tables, which also states the cycle claim directly.
 
 Obligation 3 (acyclicity and termination): at most N + 2 descriptors are read (N + 1
-when the walk returns a chain); within a table no index is read twice and every index
+when the walk returns a chain) by induction; the tight N + 1 for every walk, which
+needs the pigeonhole argument the induction does not carry (an indirect table of
+`entries` entries holds at most `entries` distinct indices), is checked unrolled for
+N <= UNROLL_MAX. Within a table no index is read twice and every index
 read is below that table's size; a cycle reachable from the head, in the descriptor
 table or in an indirect table, makes the walk raise.
 Obligation 6 (hostile-input bounds): every descriptor read lies inside its table and
@@ -246,10 +249,10 @@ def _path_cycles(walk: Walk, table: Any, entries: Any, first: Any, length: int) 
 
 def unrolled_claims(size: int, omit: frozenset[type[errors.ChainError]] = frozenset(),
                     next_slack: int = 0) -> list[Claim]:
-    """The whole walk over a fully symbolic table of `size` entries, unrolled N + 2 times."""
+    """The whole walk over a fully symbolic table of `size` entries, unrolled N + 1 times."""
     walk = _walk(w(size), omit, next_slack)
     head = z3.BitVec("head", WIDTH)
-    states = unroll(walk, head, size + 2)
+    states = unroll(walk, head, size + 1)
     final = states[-1]
     pre = z3.And(_layout_ok(walk), z3.ULT(head, size))
     shown = {"queue_size": w(size), "head": head, "table": walk.table,
@@ -270,7 +273,7 @@ def unrolled_claims(size: int, omit: frozenset[type[errors.ChainError]] = frozen
                             _path_cycles(walk, pointer_addr, entries, w(0), size))
     not_returned = final.status != w(Outcome.RETURNED)
     return [
-        Claim(f"N={size}: the walk ends within N + 2 reads", pre,
+        Claim(f"N={size}: the walk ends within N + 1 reads", pre,
               final.status != w(Outcome.RUNNING), shown),
         Claim(f"N={size}: within a table no index is read twice, all in range", pre,
               z3.And(distinct) if distinct else z3.BoolVal(True), shown),

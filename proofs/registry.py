@@ -77,6 +77,18 @@ def _unrolled(size: int) -> Callable[[], list[Claim]]:
     return build
 
 
+def _ownership(name: str) -> Callable[[], list[Claim]]:
+    def build() -> list[Claim]:
+        from . import buffer_ownership
+
+        return buffer_ownership.transition_claims(name)
+
+    return build
+
+
+OWNERSHIP_STEPS = ("add", "pop", "push_used", "get_buf", "reset", "detach")
+"""The transitions of obligation 4 (proofs.buffer_ownership.TRANSITIONS), one part each."""
+
 _WALK_FUNCTIONS = (
     "impl.chain.walk_chain",
     "impl.chain._enter_indirect",
@@ -125,6 +137,26 @@ def all_obligations() -> list[Obligation]:
             parts=(_notification,),
         ),
         Obligation(
+            name="proof_no_buffer_lost_or_duplicated_2_7_13",
+            prop="each head is free, available, in the device or used, exactly once; counts "
+            "add up to N; every step keeps it",
+            spec_ids=("INIT-DRV-007",),
+            impl_functions=(
+                "impl.split_driver.SplitDriver.add_sgs",
+                "impl.split_device.SplitDevice.pop",
+                "impl.split_device.SplitDevice.push_used",
+                "impl.split_driver.SplitDriver.get_buf",
+                "impl.split_device.SplitDevice.reset",
+                "impl.split_driver.SplitDriver.detach_unused_buf",
+                "impl.ring_math.slot",
+                "impl.ring_math.advance",
+                "impl.ring_math.distance",
+            ),
+            bound="induction: every queue size 1..32768, all 16-bit indices; one descriptor "
+            "per buffer (single-segment or indirect)",
+            parts=tuple(_ownership(name) for name in OWNERSHIP_STEPS),
+        ),
+        Obligation(
             name="proof_layout_aligned_disjoint_2_7",
             prop="modern and legacy split rings: parts aligned, disjoint, sized as the "
             "§2.7 table, fields inside",
@@ -143,9 +175,9 @@ def all_obligations() -> list[Obligation]:
         ),
         Obligation(
             name="proof_chain_walk_terminates_2_7_5_2",
-            prop="the walk reads <= N+2 descriptors, never one index twice per table, and "
-            "raises on any reachable cycle",
-            spec_ids=("SPLIT-DRV-004", "SPLIT-DRV-007", "SPLIT-DEV-002", "SPLIT-DEV-006"),
+            prop="the walk reads <= N+2 descriptors (N+1 unrolled), never one index twice "
+            "per table, and raises on any reachable cycle",
+            spec_ids=("SPLIT-DRV-004", "SPLIT-DRV-007", "SPLIT-DEV-002"),
             impl_functions=_WALK_FUNCTIONS,
             bound="induction: every queue size 1..32768, any table contents; unrolled "
             "cross-check: N in {1, 2, 4} (indirect-table cycle: N <= 2)",

@@ -9,7 +9,9 @@ one on `transport`:
 - "mmio": a virtio-mmio version 2 register window, scanned and probed by the bus;
 - "mmio-legacy": a virtio-mmio version 1 window (no VERSION_1: the 10-byte header
   unless MRG_RXBUF, the header in its own descriptor);
-- "page": the descriptor-page bus (lguest style).
+- "page": the descriptor-page bus (lguest style);
+- "mmio-packed", "page-packed": the same with VIRTIO_F_RING_PACKED offered by the
+  device core and accepted by the bus, so every queue is a packed ring.
 
 `net_pair` joins two sides with a `Wire`.
 """
@@ -35,6 +37,7 @@ from impl.net_backend import FrameTap, Port, Wire
 from impl.net_device import NetDevice
 from impl.net_driver import DRIVER_FEATURES, NetDriver
 from impl.spec import MMIO_VERSION_LEGACY, MMIO_VERSION_MODERN, Status
+from impl.transport import PACKED_RING
 
 MAC_A = bytes.fromhex("525400000001")
 MAC_B = bytes.fromhex("525400000002")
@@ -44,7 +47,9 @@ MMIO_IRQ = 1
 PAGE_ADDR = 0x1000
 PAGE_IRQ = 32
 TRANSPORTS = ("direct", "mmio", "mmio-legacy", "page")
-BUS_TRANSPORTS = ("mmio", "mmio-legacy", "page")
+PACKED_TRANSPORTS = ("mmio-packed", "page-packed")
+BUS_TRANSPORTS = ("mmio", "mmio-legacy", "page", *PACKED_TRANSPORTS)
+PACKED_SUFFIX = "-packed"
 
 
 @dataclass
@@ -106,12 +111,13 @@ def net_side(
             lambda: bool(handle.reset_requests),
         )
     irqs = InterruptController(immediate=immediate)
-    bus = VirtioBus(
-        mem, allocator, irqs, queue_size=queue_size, ring_features=RING_FEATURES & known
-    )
+    packed = transport.endswith(PACKED_SUFFIX)
+    ring_features = RING_FEATURES & known | (PACKED_RING if packed else 0)
+    bus = VirtioBus(mem, allocator, irqs, queue_size=queue_size, ring_features=ring_features)
     core = _attach(transport, device, mem, irqs, bus, driver)
     [bus_device] = bus.devices
     assert bus_device.driver is driver, f"probe failed: {bus_device.probe_error}"
+    assert bus_device.packed == packed, "the packed variants run packed rings, the rest split"
     return NetSide(
         mem,
         device,
@@ -134,15 +140,17 @@ def _attach(
 ) -> DeviceCore:
     """Put `device` behind `transport`, register `driver`, let the guest find the device."""
     bus.register_driver(driver)
+    packed = transport.endswith(PACKED_SUFFIX)
+    transport = transport.removesuffix(PACKED_SUFFIX)
     if transport == "page":
-        core = DeviceCore(device, mem)
+        core = DeviceCore(device, mem, packed=packed)
         host = DevicePageHost(mem, PAGE_ADDR, irqs)
         host.add(core, PAGE_IRQ)
         scan_devpage(mem, PAGE_ADDR, host.hypercall, bus)
         return core
     legacy = transport == "mmio-legacy"
     assert legacy or transport == "mmio", f"unknown transport {transport}"
-    core = DeviceCore(device, mem, legacy=legacy)
+    core = DeviceCore(device, mem, legacy=legacy, packed=packed)
     space = MmioSpace(irqs)
     window = MmioWindow(base=MMIO_BASE, irq=MMIO_IRQ)
     space.attach(

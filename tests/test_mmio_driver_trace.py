@@ -4,7 +4,8 @@ A tracing address space records every access the scan, the probe, a round trip, 
 config read and a remove make; the trace is then checked against §4.2.2/§4.2.3: only
 aligned 32-bit control accesses, naturally aligned 8/16/32-bit config accesses,
 selectors written before feature registers, nothing touched at a DeviceID-0 window
-after DeviceID, no shared-memory registers, no version other than 1 and 2 accepted.
+after DeviceID, no shared-memory registers, no version other than 1 and 2 accepted;
+also with packed rings negotiated (version 2).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from impl.device_core import DeviceCore
 from impl.interrupts import InterruptController
 from impl.mmio import REGISTERS, MmioDevice, MmioSpace
 from impl.mmio_driver import scan_mmio
+from impl.packed_driver import PackedDriver
 from impl.spec import MMIO_CONFIG_OFFSET, DeviceId, MmioReg
 from impl.stubs import EchoDevice, EchoDriver
+from impl.transport import PACKED_RING, RING_FEATURES
 
 Access = tuple[str, int, int]
 SHM = {MmioReg.SHM_SEL, MmioReg.SHM_LEN_LOW, MmioReg.SHM_LEN_HIGH, MmioReg.SHM_BASE_LOW,
@@ -47,12 +50,12 @@ class OddVersion(MmioDevice):
         return 3 if offset == MmioReg.VERSION else super().read(offset, width)
 
 
-def traced_platform(legacy: bool) -> tuple[Platform, TracingSpace]:
-    platform = Platform()
+def traced_platform(legacy: bool, packed: bool = False) -> tuple[Platform, TracingSpace]:
+    platform = Platform(ring_features=RING_FEATURES | PACKED_RING)
     space = TracingSpace(platform.irqs)
     platform.space = space
     platform.add_mmio(EchoDevice(DeviceId.RESERVED))
-    platform.add_mmio(EchoDevice(DeviceId.NET, queues=(8, 8)), legacy=legacy)
+    platform.add_mmio(EchoDevice(DeviceId.NET, queues=(8, 6)), legacy=legacy, packed=packed)
     window = platform.add_window()
     odd = DeviceCore(EchoDevice(DeviceId.BLOCK), platform.mem)
     space.attach(window, OddVersion(odd))
@@ -63,13 +66,14 @@ def traced_platform(legacy: bool) -> tuple[Platform, TracingSpace]:
     "MMIO-DRV-002", "MMIO-DRV-003", "MMIO-DRV-005", "MMIO-DRV-007", "MMIO-DRV-008",
     "MMIO-DRV-018", "MMIO-DRV-019", "MMIO-DRV-001",
 )
-@pytest.mark.parametrize("legacy", [False, True])
-def test_the_driver_sides_register_traffic_keeps_the_mmio_rules(legacy: bool) -> None:
-    platform, space = traced_platform(legacy)
+@pytest.mark.parametrize(("legacy", "packed"), [(False, False), (True, False), (False, True)])
+def test_the_driver_sides_register_traffic_keeps_the_mmio_rules(legacy: bool, packed: bool) -> None:
+    platform, space = traced_platform(legacy, packed)
     driver = EchoDriver("net", DeviceId.NET)
     platform.bus.register_driver(driver)
     result = scan_mmio(space, platform.windows, platform.bus)
     (device,) = result.registered
+    assert all(isinstance(ring, PackedDriver) == packed for ring in device.queues)
     reserved, _net, odd = platform.windows
     assert [w for w, e in result.skipped if e is not None] == [odd]  # Version 3 ignored
     round_trip(platform, device, 0, b"trace", "t")

@@ -33,7 +33,7 @@ from arp_icmp import (
     icmp_echo,
     ipv4,
 )
-from net_rig import MAC_A, MAC_B, TRANSPORTS, NetSide, net_pair, net_side
+from net_rig import MAC_A, MAC_B, PACKED_TRANSPORTS, TRANSPORTS, NetSide, net_pair, net_side
 
 from impl.pcap import CapturePort, PcapWriter, read_pcap
 
@@ -73,7 +73,7 @@ def ping_exchange(capture: PcapWriter, transport: str = "direct") -> tuple[NetSi
 
 
 @pytest.mark.spec("NET-DRV-003", "NET-DRV-030", "NET-DRV-033")
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", TRANSPORTS + PACKED_TRANSPORTS)
 def test_arp_and_ping_between_two_drivers(tmp_path: Path, transport: str) -> None:
     path = tmp_path / "ping.pcap"
     with path.open("wb") as stream:

@@ -16,7 +16,7 @@ import z3
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from impl.chain import read_descriptor, walk_chain
+from impl.chain import Segment, read_descriptor, walk_chain
 from impl.errors import (
     AvailIndexDecrement,
     AvailIndexJump,
@@ -29,6 +29,7 @@ from impl.memory import GuestMemory
 from impl.spec import Feature, feature_mask
 from impl.split_device import SplitDevice
 from impl.split_driver import SplitDriver
+from proofs.buffer_ownership import AVAIL, DEVICE, FREE, TRANSITIONS, USED, Queue, Ring
 from proofs.notification import device_notifies, driver_kicks
 from proofs.ring_index import device_accepts_avail, driver_accepts_used
 from proofs.walk_encoding import Outcome, Reader, Walk, run, w
@@ -142,7 +143,7 @@ DESC = st.builds(
     len=st.one_of(st.integers(0, 80), st.sampled_from([16, 32, 48, 64, 128]),
                   st.sampled_from([2**31, 2**32 - 16, 2**32 - 1])),
     flags=st.integers(0, 7),
-    next=st.integers(0, 8),
+    next=st.one_of(st.sampled_from([1, 2, 4, 8]), st.integers(0, 8)),  # == size often
 )
 
 
@@ -160,6 +161,7 @@ _EDGES = [  # table, indirect table: the outcomes random tables rarely reach
           Descriptor(addr=0, len=1, flags=_NEXT, next=0)), _pad()),
     (_pad(Descriptor(addr=INDIRECT_AT, len=32, flags=_IND)),
      _pad(Descriptor(addr=0, len=8, flags=_NEXT, next=1), Descriptor(addr=0, len=8, flags=_IND))),
+    (_pad(Descriptor(addr=0, len=1, flags=_NEXT, next=2)), _pad()),
     (_pad(Descriptor(addr=INDIRECT_AT, len=32, flags=_IND | _WRITE)),
      _pad(Descriptor(addr=0, len=8, flags=_NEXT, next=1),
           Descriptor(addr=0, len=8, flags=_NEXT | _WRITE, next=0))),
@@ -192,9 +194,7 @@ def _reader(mem: GuestMemory) -> Reader:
     return read
 
 
-@pytest.mark.spec("SPLIT-DRV-004", "SPLIT-DRV-005", "SPLIT-DRV-006", "SPLIT-DRV-007",
-                  "SPLIT-DRV-008", "SPLIT-DRV-002", "SPLIT-DEV-002", "SPLIT-DEV-005",
-                  "SPLIT-DEV-006")
+@pytest.mark.spec("SPLIT-DRV-004", "SPLIT-DRV-007", "SPLIT-DEV-002", "SPLIT-DEV-001")
 @given(
     size=st.sampled_from([1, 2, 4, 8]),
     table=st.lists(DESC, min_size=8, max_size=8),
@@ -226,3 +226,159 @@ def test_walk_encoding_matches_walk_chain(
     expected = [(s.addr, s.len, False) for s in chain.readable]
     expected += [(s.addr, s.len, True) for s in chain.writable]
     assert segments == expected
+
+
+# --- buffer ownership (obligation 4) -------------------------------------------------
+OWN_SIZE = 4
+
+
+def _own_view(driver: SplitDriver, device: SplitDevice, live: bool) -> dict[str, Any]:
+    """The real pair's state in the encoding's terms (sets, not list orders)."""
+    mem, layout, n = driver.mem, driver.layout, driver.size
+    loc = {}
+    avail = [mem.read_u16(layout.avail_ring((device.next_avail + k) % n))
+             for k in range((driver.avail_idx - device.next_avail) % 65536)] if live else []
+    used = [mem.read_u32(layout.used_ring((driver.last_used_idx + k) % n))
+            for k in range((device.next_used - driver.last_used_idx) % 65536)] if live else []
+    for h in range(n):
+        if driver._state[h] is None:
+            loc[h] = FREE
+        elif not live:
+            loc[h] = -1  # outstanding; where exactly no longer matters once not live
+        else:
+            loc[h] = DEVICE if h in device.in_flight else AVAIL if h in avail else USED
+    return {"loc": loc, "avail": avail, "used": used, "n_free": driver.num_free,
+            "n_out": driver.outstanding, "n_dev": len(device.in_flight) if live else None,
+            "indices": (driver.avail_idx, device.next_avail, device.next_used,
+                        driver.last_used_idx) if live else None}
+
+
+def _own_queue(view: dict[str, Any], driver: SplitDriver, device: SplitDevice,
+               live: bool) -> tuple[Queue, dict[str, list[int]]]:
+    """A concrete encoding state for a real pair (lists in head order)."""
+    n, loc = driver.size, view["loc"]
+    lists = {"free": [h for h in range(n) if loc[h] == FREE],
+             "out": [h for h in range(n) if loc[h] != FREE],
+             "dev": sorted(device.in_flight) if live else []}
+
+    def array(values: dict[int, int]) -> Any:
+        arr = z3.K(z3.BitVecSort(32), z3.BitVecVal(0, 32))
+        for key, value in values.items():
+            arr = z3.Store(arr, key, value)
+        return arr
+
+    def bv32(value: int) -> Any:
+        return z3.BitVecVal(value, 32)
+
+    ring_a = {s: driver.mem.read_u16(driver.layout.avail_ring(s)) for s in range(n)}
+    ring_u = {s: driver.mem.read_u32(driver.layout.used_ring(s)) for s in range(n)}
+    start_a, start_u = device.next_avail, driver.last_used_idx
+    apos = {h: (start_a + k) % 65536 for k, h in enumerate(view["avail"])}
+    upos = {h: (start_u + k) % 65536 for k, h in enumerate(view["used"])}
+    q = Queue(
+        live=z3.BoolVal(live), loc=array({h: max(v, AVAIL) if v < 0 else v
+                                          for h, v in loc.items()}),
+        free=array(dict(enumerate(lists["free"]))),
+        free_pos=array({h: i for i, h in enumerate(lists["free"])}),
+        n_free=bv32(len(lists["free"])), out=array(dict(enumerate(lists["out"]))),
+        out_pos=array({h: i for i, h in enumerate(lists["out"])}),
+        n_out=bv32(len(lists["out"])), dev=array(dict(enumerate(lists["dev"]))),
+        dev_pos=array({h: i for i, h in enumerate(lists["dev"])}),
+        n_dev=bv32(len(lists["dev"])), avail_ring=array(ring_a), avail_pos=array(apos),
+        used_ring=array(ring_u), used_pos=array(upos), avail_idx=bv32(driver.avail_idx),
+        next_avail=bv32(device.next_avail), used_idx=bv32(device.next_used),
+        last_used=bv32(driver.last_used_idx))
+    return q, lists
+
+
+def _predicted(q: Queue, n: int, live: bool) -> dict[str, Any]:
+    """Read a concrete encoding state back in `_own_view`'s terms."""
+    def get(term: Any) -> int:
+        return int(z3.simplify(term).as_long())
+
+    loc = {h: get(q.loc[h]) for h in range(n)}
+    if not live:
+        loc = {h: FREE if v == FREE else -1 for h, v in loc.items()}
+    fns = Ring()
+    avail = [get(q.avail_ring[fns.slot(fns.advance(q.next_avail, k), n)])
+             for k in range(get(fns.distance(q.avail_idx, q.next_avail)))] if live else []
+    used = [get(q.used_ring[fns.slot(fns.advance(q.last_used, k), n)])
+            for k in range(get(fns.distance(q.used_idx, q.last_used)))] if live else []
+    return {"loc": loc, "avail": avail, "used": used, "n_free": get(q.n_free),
+            "n_out": get(q.n_out), "n_dev": get(q.n_dev) if live else None,
+            "indices": tuple(get(x) for x in (q.avail_idx, q.next_avail, q.used_idx,
+                                              q.last_used)) if live else None}
+
+
+OWN_OPS = ["add", "pop", "push_used", "get_buf"] * 4 + ["reset", "detach", "detach"]
+"""Reset ends the live part of a program, so it is drawn rarely."""
+
+
+@pytest.mark.spec("INIT-DRV-007")
+@given(start=INDEX, ops=st.lists(st.tuples(st.sampled_from(OWN_OPS),
+                                           st.integers(0, OWN_SIZE - 1)), max_size=40))
+@example(start=0xFFFE, ops=[("add", 0), ("add", 0), ("pop", 0), ("pop", 0), ("push_used", 1),
+                            ("get_buf", 0), ("add", 0), ("reset", 0), ("detach", 0)])
+def test_ownership_encoding_predicts_the_real_pair(start: int, ops: list[tuple[str, int]]) -> None:
+    layout = SplitLayout.modern(OWN_SIZE)
+    mem = GuestMemory(layout.end + 4096)
+    driver = SplitDriver(mem, layout, initial_index=start)
+    device = SplitDevice(mem, layout, initial_index=start)
+    live, token = True, 0
+    for op, pick in ops:
+        before = _own_view(driver, device, live)
+        q, lists = _own_queue(before, driver, device, live)
+        if op == "add" and live and driver.num_free:
+            token += 1
+            head = driver.add_outbuf([Segment(layout.end, 8)], token)
+            choice = lists["free"].index(head)
+        elif op == "pop" and live and device._pending():
+            device.pop()
+            choice = 0
+        elif op == "push_used" and live and device.in_flight:
+            head = sorted(device.in_flight)[pick % len(device.in_flight)]
+            device.push_used(head, 0)
+            choice = lists["dev"].index(head)
+        elif op == "get_buf" and live and device.next_used != driver.last_used_idx:
+            driver.get_buf()
+            choice = 0
+        elif op == "reset" and live:
+            device.reset()
+            live, choice = False, 0
+        elif op == "detach" and not live and driver.outstanding:
+            head = next(h for h in range(OWN_SIZE) if driver._state[h] is not None)
+            driver.detach_unused_buf()
+            choice = lists["out"].index(head)
+        else:
+            continue
+        guard, after = TRANSITIONS[op](q, OWN_SIZE, Ring(), z3.BitVecVal(choice, 32))
+        assert z3.is_true(z3.simplify(guard)), op
+        assert _predicted(after, OWN_SIZE, live) == _own_view(driver, device, live), op
+
+
+@pytest.mark.spec("SPLIT-DEV-011", "SPLIT-DEV-012")
+@given(start=INDEX, ops=st.lists(st.sampled_from(["add", "pop", "push", "notify", "reset"]),
+                                 max_size=60))
+def test_device_keeps_the_assumption_of_the_notification_proof(
+    start: int, ops: list[str]
+) -> None:
+    """proof_need_event assumes next_used == signalled_used + unsignalled (mod 2^16)."""
+    layout = SplitLayout.modern(4)
+    mem = GuestMemory(layout.end + 4096)
+    driver = SplitDriver(mem, layout, feature_mask(Feature.EVENT_IDX), initial_index=start)
+    device = SplitDevice(mem, layout, feature_mask(Feature.EVENT_IDX), initial_index=start)
+    for op in ops:
+        if op == "add" and driver.num_free:
+            driver.add_outbuf([Segment(layout.end, 8)], object())
+        elif op == "pop" and device._pending():
+            device.pop()
+        elif op == "push" and device.in_flight:
+            device.push_used(next(iter(device.in_flight)), 0)
+        elif op == "notify":
+            device.needs_notification()
+        elif op == "reset":
+            device.reset()
+            driver = SplitDriver(mem, layout, feature_mask(Feature.EVENT_IDX),
+                                 initial_index=start)
+        unsignalled = device._unsignalled
+        assert device.next_used == (device._signalled_used + unsignalled) % 65536

@@ -8,12 +8,13 @@ verdict is a counterexample whose values are concrete integers a person can read
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 
 from impl import errors, layout, ring_math
-from proofs import chain_walk, notification, ring_index, ring_layout
+from proofs import buffer_ownership, chain_walk, notification, ring_index, ring_layout
 from proofs.verdict import Status, Verdict, check_claims
 
 
@@ -144,3 +145,72 @@ def test_chain_bounds_can_fail_without_the_memory_check() -> None:
 def test_chain_bounds_can_fail_without_the_length_check() -> None:
     omit = frozenset({errors.ChainLengthOverflow})
     _refuted(check_claims(chain_walk.bounds_claims(omit=omit)))
+
+
+# --- buffer ownership: a ring function without its wrap, a driver that frees twice ------
+def get_buf_keeping_the_head_outstanding(q: Any, n: Any, fns: Any, choice: Any) -> Any:
+    """get_buf that frees the head but leaves it in the outstanding list (a double count)."""
+    import z3
+
+    guard, after = buffer_ownership.get_buf(q, n, fns, choice)
+    free, free_pos, n_free = after.free, after.free_pos, after.n_free
+    return guard, dataclasses.replace(q, loc=after.loc, free=free, free_pos=free_pos,
+                                      n_free=n_free, last_used=after.last_used,
+                                      out=z3.Store(q.out, 0, q.out[0]))
+
+
+@pytest.mark.spec("INIT-DRV-007")
+def test_ownership_can_fail_without_the_wrap_mask() -> None:
+    fns = buffer_ownership.Ring(advance=unmasked_advance)
+    _refuted(check_claims(buffer_ownership.claims(fns, {"pop": buffer_ownership.pop})[1:]))
+
+
+@pytest.mark.spec("INIT-DRV-007")
+def test_ownership_can_fail_when_a_head_is_freed_but_kept() -> None:
+    mutant = {"get_buf": get_buf_keeping_the_head_outstanding}
+    _refuted(check_claims(buffer_ownership.claims(None, mutant)[1:]))
+
+
+# --- CrossHair: the same contracts refute a broken function -------------------------------
+BROKEN_CONTRACT = '''
+from impl import ring_math
+
+
+def need_event_off_by_one(event: int, new: int, old: int) -> bool:
+    """
+    pre: 0 <= event < 65536 and 0 <= new < 65536 and 0 <= old < 65536
+    post: __return__ == ((event - old) % 65536 < (new - old) % 65536)
+    """
+    return bool(ring_math.ult(ring_math.wrap(new - event), ring_math.distance(new, old)))
+'''
+
+
+@pytest.mark.spec("SPLIT-DRV-022", "SPLIT-DEV-011")
+def test_crosshair_contract_can_fail(tmp_path: Any) -> None:
+    import time
+
+    from proofs import crosshair_run
+
+    module = tmp_path / "broken_contract.py"
+    module.write_text(BROKEN_CONTRACT)
+    report = crosshair_run.finish(crosshair_run.start(module, 10.0), time.perf_counter())
+    assert not report.ok
+    assert report.failures and "false when calling need_event_off_by_one" in report.failures[0]
+
+
+# --- the command: a refuted obligation makes `python -m proofs` fail ---------------------
+def test_proofs_command_exits_nonzero_on_a_counterexample(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import proofs.__main__ as command
+    from proofs.registry import Obligation
+
+    broken = Obligation(
+        name="proof_broken_slot", prop="slot with the wrong mask", spec_ids=(),
+        impl_functions=("tests.slot_mod_size_plus_one",), bound="all",
+        parts=(lambda: ring_index.slot_claims(slot=slot_mod_size_plus_one),),
+    )
+    monkeypatch.setattr(command, "all_obligations", lambda: [broken])
+    assert command.main(["--jobs", "1", "--no-crosshair"]) == 1
+    out = capsys.readouterr().out
+    assert "COUNTEREXAMPLE" in out and "queue_size=" in out and "0/1 obligations proved" in out

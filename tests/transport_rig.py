@@ -3,7 +3,9 @@
 `Platform` holds one guest memory with a ring/data allocator window, an interrupt
 controller (held lines: the test decides when the guest handler runs), an MMIO address
 space and a `VirtioBus`. `add_mmio` places a backend behind a virtio-mmio register
-window, `add_page_device` publishes one in the descriptor page; `round_trip` pushes one
+window, `add_page_device` publishes one in the descriptor page (either with
+`packed=True`: the device core also offers VIRTIO_F_RING_PACKED; the bus negotiates
+it when built with `ring_features` including `PACKED_RING`); `round_trip` pushes one
 buffer through a bound queue and back.
 """
 
@@ -52,19 +54,20 @@ class Platform:
         self.windows.append(window)
         return window
 
-    def add_mmio(self, backend: DeviceBackend, *, legacy: bool = False) -> DeviceCore:
+    def add_mmio(
+        self, backend: DeviceBackend, *, legacy: bool = False, packed: bool = False
+    ) -> DeviceCore:
         """Map `backend` behind a new virtio-mmio window; return its device core."""
         window = self.add_window()
-        core = DeviceCore(backend, self.mem, legacy=legacy)
+        core = DeviceCore(backend, self.mem, legacy=legacy, packed=packed)
         version = MMIO_VERSION_LEGACY if legacy else MMIO_VERSION_MODERN
         self.space.attach(window, MmioDevice(core, version=version))
         self.cores[window.base] = core
         return core
 
-
-    def add_page_device(self, backend: DeviceBackend) -> DeviceCore:
+    def add_page_device(self, backend: DeviceBackend, *, packed: bool = False) -> DeviceCore:
         """Publish `backend` as the next descriptor-page entry; return its device core."""
-        core = DeviceCore(backend, self.mem)
+        core = DeviceCore(backend, self.mem, packed=packed)
         entry = self.host.add(core, PAGE_IRQ_BASE + len(self.page_cores))
         self.page_cores.append((entry, core))
         return core
