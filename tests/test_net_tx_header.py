@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from arp_icmp import checksum, ipv4
-from net_rig import MAC_A, MAC_B, TRANSPORTS, frame, net_side
+from net_rig import MAC_A, MAC_B, PACKED_TRANSPORTS, TRANSPORTS, frame, net_side
 
 from impl.chain import Chain
 from impl.errors import NetChecksumRequest
@@ -89,13 +89,13 @@ def send_everything(side: Any, csum: bool) -> int:
 
 
 @pytest.mark.spec("NET-DRV-023", "NET-DRV-025", "NET-DRV-029")
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", TRANSPORTS + PACKED_TRANSPORTS)
 @pytest.mark.parametrize("device_class", [HeaderTap, GreedyHeaderTap])
 @pytest.mark.parametrize("csum", [True, False])
 def test_the_driver_never_asks_for_udp_tunnel_offload(
     transport: str, device_class: type[HeaderTap], csum: bool
 ) -> None:
-    if transport == "page" and device_class is GreedyHeaderTap:
+    if transport.startswith("page") and device_class is GreedyHeaderTap:
         device_class = Greedy64HeaderTap
     side = net_side(MAC_A, None, transport=transport, device_class=device_class, csum=csum)
     for bit in TUNNEL_FEATURES:
