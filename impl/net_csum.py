@@ -56,7 +56,7 @@ def ones_complement_sum(data: bytes, start: int = 0) -> int:
 def complete_checksum(frame: bytes, start: int, offset: int) -> bytes | None:
     """`frame` with the complemented sum from `start` stored at `start + offset`, or None."""
     where = start + offset
-    if start < 0 or offset < 0 or where + CSUM_FIELD > len(frame):
+    if where + CSUM_FIELD > len(frame):
         return None
     checksum = ~ones_complement_sum(frame[start:]) & _U16_MASK
     return frame[:where] + checksum.to_bytes(CSUM_FIELD, "big") + frame[where + CSUM_FIELD :]
