@@ -409,6 +409,12 @@ class DevicePageFull(UsageError):
     section = "4"
 
 
+class FeaturesBeyondPage(UsageError):
+    """The host tried to publish a device offering feature bits beyond the page's 64-bit field."""
+
+    section = "2.2"
+
+
 # --- native peers (§2.7.5, §2.7.6) -------------------------------------------------------
 class PeerRejectedChain(ChainError):
     """A native peer device (Linux vringh) refused a chain and gave only an errno (§2.7.5).
