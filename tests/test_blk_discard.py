@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from blk_rig import TRANSPORTS, blk_side
+from blk_rig import PACKED_TRANSPORTS, TRANSPORTS, blk_side
 from blk_support import SECTOR, RecordingDisk
 
 from impl.blk_device import BlkDevice
@@ -75,7 +75,7 @@ class FailsSecondSegment(RecordingDisk):
 
 @pytest.mark.spec("BLK-DRV-025")
 @pytest.mark.parametrize("disk_class", [RecordingDisk, KeepingDisk, ScribblingDisk])
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", TRANSPORTS + PACKED_TRANSPORTS)
 def test_reads_after_a_discard_return_what_the_device_holds(
     disk_class: type[RecordingDisk], transport: str
 ) -> None:
@@ -101,7 +101,7 @@ def test_the_three_disks_leave_discarded_sectors_differently() -> None:
 
 
 @pytest.mark.spec("BLK-DEV-023")
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", TRANSPORTS + PACKED_TRANSPORTS)
 def test_a_discard_reaches_only_its_ranges(transport: str) -> None:
     disk = RecordingDisk(SECTORS, writeback=False)
     driver = blk_side(BlkDevice(disk), transport=transport).driver
@@ -118,7 +118,7 @@ def test_a_discard_reaches_only_its_ranges(transport: str) -> None:
 
 @pytest.mark.spec("BLK-DEV-024", "BLK-DEV-025")
 @pytest.mark.parametrize("unmap", [False, True])
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", TRANSPORTS + PACKED_TRANSPORTS)
 def test_write_zeroes_reads_zero_with_or_without_unmap(unmap: bool, transport: str) -> None:
     disk = RecordingDisk(SECTORS)
     driver = blk_side(BlkDevice(disk), transport=transport).driver
@@ -149,7 +149,7 @@ def test_a_multi_segment_request_that_failed_is_failed_as_a_whole(kind: str) -> 
 
 
 @pytest.mark.spec("BLK-DEV-027")
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", TRANSPORTS + PACKED_TRANSPORTS)
 def test_write_zeroes_may_unmap_never_changes_unannounced(transport: str) -> None:
     """The device keeps the field at 0 (it never deallocates, BLK-DEV-026); whatever the
     driver does, a change of the field would have to come with a config notification."""
