@@ -278,10 +278,11 @@ class LyingDevice(BlkDevice):
     [(7, None, BlkBadStatus), (0, 0, BlkBadUsedLength), (0, 1, BlkBadUsedLength),
      (1, None, BlkIOError), (2, 1, BlkUnsupported)],
 )  # fmt: skip
+@pytest.mark.parametrize("transport", ["direct", *PACKED_TRANSPORTS])
 def test_driver_checks_what_the_device_returns(
-    status: int, length: int | None, error: type[Exception]
+    status: int, length: int | None, error: type[Exception], transport: str
 ) -> None:
-    driver, _ = bind(LyingDevice(status, length))
+    driver, _ = bind(LyingDevice(status, length), transport=transport)
     with pytest.raises(error):
         driver.read(0, 2)
 
