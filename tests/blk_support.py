@@ -21,6 +21,7 @@ from impl.alloc import GuestAllocator
 from impl.blk_device import BlkDevice
 from impl.blk_driver import KNOWN_FEATURES
 from impl.chain import Segment
+from impl.device_core import DeviceCore
 from impl.disk import MemoryDisk
 from impl.driver import DeviceMatch, DriverQueue, VirtioDevice
 from impl.memory import GuestMemory
@@ -98,6 +99,8 @@ class RawBench:
     ring: DriverQueue
     alloc: GuestAllocator
     mem: GuestMemory
+    core: DeviceCore | None = None
+    """The transport's device core (None on the direct bus)."""
 
     @classmethod
     def build(
@@ -118,13 +121,14 @@ class RawBench:
         mem, alloc = guest(1 << 22)
         driver = RawDriver(feature_table)
         handle: DirectDevice | Any
+        core = None
         if transport == "direct":
             handle = bind(driver, device, mem, alloc)
         else:
-            handle, _core, _bus = bus_bind(driver, device, transport, mem, alloc, feature_table)
+            handle, core, _bus = bus_bind(driver, device, transport, mem, alloc, feature_table)
         assert driver.ring is not None
         disk.calls.clear()
-        return cls(disk, device, handle, driver.ring, alloc, mem)
+        return cls(disk, device, handle, driver.ring, alloc, mem, core)
 
     def place(self, data: bytes) -> Segment:
         """Put `data` in guest memory and return its segment."""

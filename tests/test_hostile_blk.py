@@ -5,8 +5,11 @@ One test per hostile request of issue 6. Each sends a raw chain through a bare d
 but the status byte was written, and that the disk saw no call and kept its bytes.
 A final property test throws random chains at the device: it never raises, and it
 only touches the disk when it answers OK. Every request runs on a split ring (the
-direct bus) and on packed rings (virtio-mmio and the descriptor page); the two ring
-corruption tests at the end write split-ring structures and run on split only.
+direct bus) and on packed rings (virtio-mmio and the descriptor page). The ring
+corruption tests at the end write ring structures, so each ring type has its own: a
+split avail index jump or a packed Buffer ID beyond the queue (a reset is asked, nothing
+served), and an element outside the table or guest memory (returned with length 0, the
+queue goes on).
 """
 
 from __future__ import annotations
@@ -38,8 +41,10 @@ from impl.errors import (
     BlkUnsupportedType,
     BlkWriteToReadOnly,
     BlkWrongDirection,
+    BufferIdOutOfRange,
 )
 from impl.layout import Descriptor
+from impl.packed_driver import PackedDriver
 from impl.spec import (
     BLK_DWZ_F_UNMAP,
     BLK_ID_BYTES,
@@ -49,6 +54,8 @@ from impl.spec import (
     BlkReqType,
     BlkStatus,
     DescFlag,
+    Feature,
+    Status,
     feature_mask,
 )
 
@@ -64,6 +71,8 @@ def segments(*items: tuple[int, int, int]) -> bytes:
     return b"".join(DwzSegment(sector=s, num_sectors=n, flags=f).pack() for s, n, f in items)
 
 
+DIRECT_ONLY = KNOWN_FEATURES & ~feature_mask(Feature.INDIRECT_DESC)
+"""Without indirect tables every element is a ring descriptor the tests can reach."""
 BENCH_TRANSPORTS = ("direct", *PACKED_TRANSPORTS)
 """A split ring on the direct bus, packed rings over virtio-mmio and the descriptor page."""
 LIMITS = {"max_discard_seg": 2, "max_write_zeroes_seg": 2, "max_discard_sectors": 8,
@@ -426,4 +435,37 @@ def test_malformed_chain_is_returned_empty_and_the_queue_goes_on(split_bench: Ra
     assert split_bench.ring.get_buf() == ("bad", 0)
     assert split_bench.disk.calls == [] and split_bench.image() == before
     answer = split_bench.send([header(BlkReqType.IN, 2)], [SECTOR, 1])
+    assert answer.status == OK and answer.length == SECTOR + 1
+
+
+@pytest.mark.spec("STATUS-DEV-002")
+@pytest.mark.parametrize("transport", PACKED_TRANSPORTS)
+def test_packed_ring_corruption_asks_for_reset_and_touches_nothing(transport: str) -> None:
+    """A Buffer ID beyond the queue size: DEVICE_NEEDS_RESET, no request served."""
+    bench = RawBench.build(CAPACITY, transport=transport, feature_table=DIRECT_ONLY)
+    assert isinstance(bench.ring, PackedDriver) and bench.core is not None
+    before = bench.image()
+    out, status = bench.place(header(BlkReqType.OUT, 1) + b"w" * SECTOR), bench.place(b"\0")
+    bench.ring.add_sgs([out], [status], "bad")
+    bench.mem.write_u16(bench.ring.layout.desc_id(1), bench.ring.size + 5)  # the list's last
+    bench.ring.kick()
+    assert bench.core.status & Status.DEVICE_NEEDS_RESET
+    assert isinstance(bench.core.violations[-1], BufferIdOutOfRange)
+    assert bench.ring.get_buf() is None
+    assert bench.disk.calls == [] and bench.image() == before
+
+
+@pytest.mark.parametrize("transport", PACKED_TRANSPORTS)
+def test_packed_malformed_list_is_returned_empty_and_the_queue_goes_on(transport: str) -> None:
+    """A list element outside guest memory: used with length 0, disk untouched, next served."""
+    bench = RawBench.build(CAPACITY, transport=transport, feature_table=DIRECT_ONLY)
+    assert isinstance(bench.ring, PackedDriver)
+    before = bench.image()
+    out, status = bench.place(header(BlkReqType.OUT, 1) + b"w" * SECTOR), bench.place(b"\0")
+    bench.ring.add_sgs([out], [status], "bad")
+    bench.mem.write_u64(bench.ring.layout.desc_addr(0), bench.mem.size)
+    bench.ring.kick()
+    assert bench.ring.get_buf() == ("bad", 0)
+    assert bench.disk.calls == [] and bench.image() == before
+    answer = bench.send([header(BlkReqType.IN, 2)], [SECTOR, 1])
     assert answer.status == OK and answer.length == SECTOR + 1
