@@ -11,7 +11,9 @@ Invariant: `d -> (owner[d], rank[d])` is a bijection between the descriptors 0..
 the positions {free j : j < num_free} + {(h, j) : j < descs[h]}, whose inverse is
 `free_at`/`at`; consecutive positions are joined by `_next` (so the driver's walks from
 `free_head` and from a head visit exactly these positions in order); `free_head` is free
-position 0; an outstanding head is position 0 of its own chain. Hence each descriptor is
+position 0; an outstanding head is position 0 of its own chain; 0 <= num_free <= N and the
+chains' blocks [base, base + count) are disjoint inside [0, N - num_free) (so
+num_free + count <= N is a solver fact). Hence each descriptor is
 in exactly one place, and N = num_free + the sum of descs[h] (the sizes of the parts of
 a partition of 0..N-1, each in bijection with an interval).
 
@@ -56,6 +58,7 @@ class Descs:
     rank: Any
     free_at: Any
     at: Any
+    base: Any
 
 
 def any_descs(tag: str = "") -> Descs:
@@ -66,7 +69,7 @@ def any_descs(tag: str = "") -> Descs:
     return Descs(next=arr("next"), free_head=z3.Int("free_head" + tag),
                  num_free=z3.Int("num_free" + tag), descs=arr("descs"), owner=arr("owner"),
                  rank=arr("rank"), free_at=arr("free_at"),
-                 at=z3.Array("at" + tag, INT, INT, INT))
+                 at=z3.Array("at" + tag, INT, INT, INT), base=arr("base"))
 
 
 def _in(x: Any, bound: Any) -> Any:
@@ -84,7 +87,7 @@ class Invariant:
 
     def glob(self) -> Any:
         s = self.s
-        return z3.And(s.num_free >= 0,
+        return z3.And(s.num_free >= 0, s.num_free <= self.n,
                       z3.Implies(s.num_free > 0, s.free_head == s.free_at[0]))
 
     def desc(self, d: Any) -> Any:
@@ -96,10 +99,19 @@ class Invariant:
         return z3.Implies(_in(d, n), z3.Or(free, chained))
 
     def head(self, h: Any) -> Any:
-        """A record's count is >= 0; an outstanding head is position 0 of its chain."""
+        """A record's count is >= 0; an outstanding head is position 0 of its chain,
+        and its block [base, base + count) lies in [0, N - num_free)."""
         s, n = self.s, self.n
         return z3.Implies(_in(h, n), z3.And(s.descs[h] >= 0, z3.Implies(
-            s.descs[h] != 0, z3.And(s.owner[h] == h, s.rank[h] == 0))))
+            s.descs[h] != 0, z3.And(s.owner[h] == h, s.rank[h] == 0, s.base[h] >= 0,
+                                    s.base[h] + s.descs[h] <= n - s.num_free))))
+
+    def apart(self, g: Any, h: Any) -> Any:
+        """Two outstanding heads have disjoint blocks (so the counts fit in N)."""
+        s, n = self.s, self.n
+        both = z3.And(_in(g, n), _in(h, n), g != h, s.descs[g] != 0, s.descs[h] != 0)
+        return z3.Implies(both, z3.Or(s.base[g] + s.descs[g] <= s.base[h],
+                                      s.base[h] + s.descs[h] <= s.base[g]))
 
     def free_pos(self, j: Any) -> Any:
         """Free position j holds a free descriptor of rank j, linked to position j+1."""
@@ -131,7 +143,7 @@ def add(s: Descs, n: Any, k: Any) -> tuple[Any, Descs]:
     taken = z3.And(s.owner[d] == FREE, s.rank[d] < k)
     after = replace(
         s, free_head=s.next[last], num_free=s.num_free - k,
-        descs=z3.Store(s.descs, head, k),
+        descs=z3.Store(s.descs, head, k), base=z3.Store(s.base, head, n - s.num_free),
         owner=z3.Lambda([d], z3.If(taken, head, s.owner[d])),
         rank=z3.Lambda([d], z3.If(z3.And(s.owner[d] == FREE, s.rank[d] >= k),
                                   s.rank[d] - k, s.rank[d])),
@@ -155,6 +167,7 @@ def release(s: Descs, n: Any, head: Any) -> tuple[Any, Descs]:
     after = replace(
         s, next=z3.Store(s.next, last, s.free_head), free_head=head,
         num_free=s.num_free + k, descs=z3.Store(s.descs, head, 0),
+        base=z3.Lambda([d], z3.If(s.base[d] > s.base[head], s.base[d] - k, s.base[d])),
         owner=z3.Lambda([d], z3.If(mine, FREE, s.owner[d])),
         rank=z3.Lambda([d], z3.If(s.owner[d] == FREE, s.rank[d] + k, s.rank[d])),
         free_at=z3.Lambda([j], z3.If(j < k, s.at[head, j], s.free_at[j - k])))
@@ -180,35 +193,40 @@ def is_size(n: Any) -> Any:
     return z3.And(n >= 1, n <= MAX_QUEUE_SIZE)
 
 
+Pairs = list[tuple[Any, Any]]
+
+
 def _holds_at(inv: Invariant, descs: list[Any], heads: list[Any], frees: list[Any],
-              chains: list[tuple[Any, Any]]) -> Any:
+              chains: Pairs, aparts: Pairs | None = None) -> Any:
     return z3.And(inv.glob(), *(inv.desc(t) for t in descs), *(inv.head(t) for t in heads),
-                  *(inv.free_pos(t) for t in frees), *(inv.chain_pos(h, j) for h, j in chains))
+                  *(inv.free_pos(t) for t in frees), *(inv.chain_pos(h, j) for h, j in chains),
+                  *(inv.apart(g, h) for g, h in aparts or []))
 
 
-def _instances(s: Descs, arg: Any, d: Any, h: Any, j: Any
-               ) -> tuple[list[Any], list[Any], list[Any], list[tuple[Any, Any]]]:
+def _instances(s: Descs, arg: Any, d: Any, g: Any, h: Any, j: Any
+               ) -> tuple[list[Any], list[Any], list[Any], Pairs, Pairs]:
     """Terms at which a step assumes the per-element parts (both transitions' needs)."""
     k = s.descs[arg]
     owner, rank = s.owner[d], s.rank[d]
     descs = [d, arg, s.free_head, h, s.free_at[j], s.at[h, j]]
-    heads = [arg, h, owner, s.free_head, s.owner[s.free_at[j]], s.owner[s.at[h, j]]]
+    heads = [arg, g, h, owner, s.free_head, s.owner[s.free_at[j]], s.owner[s.at[h, j]]]
     frees = [z3.IntVal(0), rank, j, j + 1, j + arg, j + arg + 1, arg - 1, arg,
              j - k, j - k + 1, rank - k]
     chains = [(owner, rank), (h, j), (h, j + 1), (arg, j), (arg, j + 1), (arg, k - 1),
               (arg, z3.IntVal(0)), (h, rank)]
-    return descs, heads, frees, chains
+    aparts = [(g, h), (g, arg), (h, arg), (g, s.free_head), (h, s.free_head)]
+    return descs, heads, frees, chains, aparts
 
 
 def claims(transitions: dict[str, Transition] | None = None) -> list[Claim]:
     """Base case, then each transition keeps each part, for every N <= 32768 and k."""
     transitions = TRANSITIONS if transitions is None else transitions
     n = z3.Int("queue_size")
-    d, h, j, arg = z3.Ints("d h j arg")
+    d, g, h, j, arg = z3.Ints("d g h j arg")
     base = Invariant(initial(n), n)
     result = [Claim("base: a new driver's descriptors are all free, linked in order",
-                    is_size(n), _holds_at(base, [d], [h], [j], [(h, j)]),
-                    {"queue_size": n, "d": d, "h": h, "j": j})]
+                    is_size(n), _holds_at(base, [d], [h], [j], [(h, j)], [(g, h)]),
+                    {"queue_size": n, "d": d, "g": g, "h": h, "j": j})]
     s = any_descs()
     pre_inv = Invariant(s, n)
     result.append(Claim(
@@ -226,7 +244,7 @@ def claims(transitions: dict[str, Transition] | None = None) -> list[Claim]:
         {"queue_size": n, "k": arg, "j": j, "h": h, "jj": jj, "free_at[j]": s.free_at[j]}))
     for name, transition in transitions.items():
         guard, after = transition(s, n, arg)
-        pre = z3.And(is_size(n), guard, _holds_at(pre_inv, *_instances(s, arg, d, h, j)))
+        pre = z3.And(is_size(n), guard, _holds_at(pre_inv, *_instances(s, arg, d, g, h, j)))
         post = Invariant(after, n)
         shown = {"queue_size": n, "k or head": arg, "num_free": s.num_free,
                  "free_head": s.free_head, "descs[head]": s.descs[arg], "d": d,
@@ -235,7 +253,8 @@ def claims(transitions: dict[str, Transition] | None = None) -> list[Claim]:
         for part, goal in (("free list head and count", post.glob()),
                            ("each descriptor", post.desc(d)), ("each head", post.head(h)),
                            ("each free position", post.free_pos(j)),
-                           ("each chain position", post.chain_pos(h, j))):
+                           ("each chain position", post.chain_pos(h, j)),
+                           ("chains apart", post.apart(g, h))):
             result.append(Claim(f"step: {name} keeps the descriptor invariant ({part})",
                                 pre, goal, shown))
     return result

@@ -422,6 +422,12 @@ def _int_array(values: dict[int, int]) -> Any:
 
 
 def _desc_state(view: dict[str, Any]) -> Descs:
+    """The encoded state of a view. The ghost `base` (not the driver's) is a witness:
+    the outstanding chains' blocks laid end to end from 0, in head order."""
+    bases, end = {}, 0
+    for h, k in view["descs"].items():
+        if k:
+            bases[h], end = end, end + k
     at = z3.Lambda([z3.Int("h"), z3.Int("j")], z3.IntVal(0))
     for (h, j), d in view["at"].items():
         at = z3.Store(at, h, j, d)
@@ -429,7 +435,8 @@ def _desc_state(view: dict[str, Any]) -> Descs:
                  free_head=z3.IntVal(view["free_head"]), num_free=z3.IntVal(view["num_free"]),
                  descs=_int_array(view["descs"]), owner=_int_array(view["owner"]),
                  rank=_int_array(view["rank"]),
-                 free_at=_int_array(dict(enumerate(view["free_at"]))), at=at)
+                 free_at=_int_array(dict(enumerate(view["free_at"]))), at=at,
+                 base=_int_array(bases))
 
 
 def _desc_predicted(s: Descs, n: int) -> dict[str, Any]:
@@ -454,7 +461,9 @@ def _desc_invariant_holds(view: dict[str, Any], n: int) -> bool:
              *(inv.head(h) for h in range(-1, n + 1)),
              *(inv.free_pos(j) for j in range(-1, n + 1)),
              *(inv.chain_pos(h, j) for h in range(n)
-               for j in range(-1, view["descs"][h] + 1))]  # others: vacuous
+               for j in range(-1, view["descs"][h] + 1)),  # others: vacuous
+             *(inv.apart(g, h) for g in range(n) for h in range(n)
+               if view["descs"][g] and view["descs"][h])]
     return all(z3.is_true(z3.simplify(p)) for p in parts)
 
 
