@@ -5,17 +5,18 @@ over a symbolic queue size N): the `_next` links, `free_head`, `num_free`, and p
 the descriptor count of its record (`descs`, 0 when the head is not outstanding). Ghost
 state, the witness the invariant needs: `owner` (FREE or the head whose chain holds the
 descriptor) and `rank` (its position on the free list or in that chain), with the
-inverses `free_at` (position -> descriptor) and `at` (head, position -> descriptor).
+inverses `free_at` (position -> descriptor) and `at` (head, position -> descriptor), and
+`base` (where each outstanding chain's block starts).
 
 Invariant: `d -> (owner[d], rank[d])` is a bijection between the descriptors 0..N-1 and
 the positions {free j : j < num_free} + {(h, j) : j < descs[h]}, whose inverse is
 `free_at`/`at`; consecutive positions are joined by `_next` (so the driver's walks from
 `free_head` and from a head visit exactly these positions in order); `free_head` is free
-position 0; an outstanding head is position 0 of its own chain; 0 <= num_free <= N and the
-chains' blocks [base, base + count) are disjoint inside [0, N - num_free) (so
-num_free + count <= N is a solver fact). Hence each descriptor is
-in exactly one place, and N = num_free + the sum of descs[h] (the sizes of the parts of
-a partition of 0..N-1, each in bijection with an interval).
+position 0; an outstanding head is position 0 of its own chain; 0 <= num_free <= N, and
+the chains' blocks [base, base + count) are disjoint inside [0, N - num_free) (so
+num_free + count <= N is a solver fact). Hence each descriptor is in exactly one place,
+and N = num_free + the sum of descs[h] (the sizes of the parts of a partition of 0..N-1,
+each in bijection with an interval: this last sum is done on paper).
 
 Transitions: `add` (SplitDriver._write_direct or _write_indirect: a buffer of k >= 1
 descriptors, k = 1 for an indirect one, takes the first k free descriptors) and
