@@ -60,6 +60,8 @@ class Descs:
     free_at: Any
     at: Any
     base: Any
+    table_next: Any
+    chained: Any
 
 
 def any_descs(tag: str = "") -> Descs:
@@ -70,7 +72,9 @@ def any_descs(tag: str = "") -> Descs:
     return Descs(next=arr("next"), free_head=z3.Int("free_head" + tag),
                  num_free=z3.Int("num_free" + tag), descs=arr("descs"), owner=arr("owner"),
                  rank=arr("rank"), free_at=arr("free_at"),
-                 at=z3.Array("at" + tag, INT, INT, INT), base=arr("base"))
+                 at=z3.Array("at" + tag, INT, INT, INT), base=arr("base"),
+                 table_next=arr("table_next"),
+                 chained=z3.Array("chained" + tag, INT, z3.BoolSort()))
 
 
 def _in(x: Any, bound: Any) -> Any:
@@ -123,12 +127,15 @@ class Invariant:
             z3.Implies(j + 1 < s.num_free, s.next[d] == s.free_at[j + 1])))
 
     def chain_pos(self, h: Any, j: Any) -> Any:
-        """Position j of head h's chain holds a descriptor owned by h, rank j, linked on."""
+        """Position j of head h's chain holds a descriptor owned by h, rank j, linked on,
+        both in `_next` and in the table the device walks (NEXT flag and next field)."""
         s, n = self.s, self.n
         d = s.at[h, j]
+        more = j + 1 < s.descs[h]
         return z3.Implies(z3.And(_in(h, n), _in(j, s.descs[h])), z3.And(
-            _in(d, n), s.owner[d] == h, s.rank[d] == j,
-            z3.Implies(j + 1 < s.descs[h], s.next[d] == s.at[h, j + 1])))
+            _in(d, n), s.owner[d] == h, s.rank[d] == j, s.chained[d] == more,
+            z3.Implies(more, z3.And(s.next[d] == s.at[h, j + 1],
+                                    s.table_next[d] == s.at[h, j + 1]))))
 
 
 # --- transitions ------------------------------------------------------------------------
@@ -138,6 +145,8 @@ def add(s: Descs, n: Any, k: Any) -> tuple[Any, Descs]:
     The driver walks k-1 links from `free_head` (_write_direct; k = 1 for an indirect
     buffer, _write_indirect), makes `free_head` the buffer's head with a record of k
     descriptors, and moves `free_head` to the link of the last one. `_next` is unchanged.
+    In the table, each taken descriptor gets its `_next` link as its next field and the
+    NEXT flag unless it is the last (§2.7.5).
     """
     head, last = s.free_head, s.free_at[k - 1]
     d, j = z3.Ints("d j")
@@ -149,7 +158,9 @@ def add(s: Descs, n: Any, k: Any) -> tuple[Any, Descs]:
         rank=z3.Lambda([d], z3.If(z3.And(s.owner[d] == FREE, s.rank[d] >= k),
                                   s.rank[d] - k, s.rank[d])),
         free_at=z3.Lambda([j], s.free_at[j + k]),
-        at=z3.Lambda([h := z3.Int("h"), j], z3.If(h == head, s.free_at[j], s.at[h, j])))
+        at=z3.Lambda([h := z3.Int("h"), j], z3.If(h == head, s.free_at[j], s.at[h, j])),
+        table_next=z3.Lambda([d], z3.If(taken, s.next[d], s.table_next[d])),
+        chained=z3.Lambda([d], z3.If(taken, s.rank[d] < k - 1, s.chained[d])))
     return z3.And(k >= 1, k <= s.num_free), after
 
 

@@ -28,7 +28,8 @@ from impl.errors import (
 )
 from impl.layout import Descriptor, SplitLayout
 from impl.memory import GuestMemory
-from impl.spec import Feature, feature_mask
+from impl.spec import DESC_SIZE as DESC_BYTES
+from impl.spec import DescFlag, Feature, feature_mask
 from impl.split_device import SplitDevice
 from impl.split_driver import SplitDriver
 from proofs.buffer_ownership import AVAIL, DEVICE, FREE, TRANSITIONS, USED, Queue, Ring
@@ -410,8 +411,12 @@ def _desc_view(driver: SplitDriver) -> dict[str, Any]:
             d = links[d] if j + 1 < k else d
     owner = {d: FREE_DESC for d in free_at} | {d: h for (h, _), d in at.items()}
     rank = {d: j for j, d in enumerate(free_at)} | {d: j for (_, j), d in at.items()}
+    table = [Descriptor.unpack(driver.mem.read(driver.layout.desc_addr(d), DESC_BYTES))
+             for d in range(n)]
     return {"next": list(links), "free_head": driver.free_head, "num_free": driver.num_free,
-            "descs": descs, "free_at": free_at, "at": at, "owner": owner, "rank": rank}
+            "descs": descs, "free_at": free_at, "at": at, "owner": owner, "rank": rank,
+            "table_next": [t.next for t in table],
+            "chained": [bool(t.flags & DescFlag.NEXT) for t in table]}
 
 
 def _int_array(values: dict[int, int]) -> Any:
@@ -424,6 +429,9 @@ def _int_array(values: dict[int, int]) -> Any:
 def _desc_state(view: dict[str, Any]) -> Descs:
     """The encoded state of a view. The ghost `base` (not the driver's) is a witness:
     the outstanding chains' blocks laid end to end from 0, in head order."""
+    chained = z3.K(z3.IntSort(), z3.BoolVal(False))
+    for d, flag in enumerate(view["chained"]):
+        chained = z3.Store(chained, d, flag)
     bases, end = {}, 0
     for h, k in view["descs"].items():
         if k:
@@ -436,7 +444,9 @@ def _desc_state(view: dict[str, Any]) -> Descs:
                  descs=_int_array(view["descs"]), owner=_int_array(view["owner"]),
                  rank=_int_array(view["rank"]),
                  free_at=_int_array(dict(enumerate(view["free_at"]))), at=at,
-                 base=_int_array(bases))
+                 base=_int_array(bases),
+                 table_next=_int_array(dict(enumerate(view["table_next"]))),
+                 chained=chained)
 
 
 def _desc_predicted(s: Descs, n: int) -> dict[str, Any]:
@@ -451,7 +461,9 @@ def _desc_predicted(s: Descs, n: int) -> dict[str, Any]:
     return {"next": [get(s.next[d]) for d in range(n)], "free_head": get(s.free_head),
             "num_free": num_free, "descs": descs, "free_at": free_at, "at": at,
             "owner": {d: get(s.owner[d]) for d in range(n)},
-            "rank": {d: get(s.rank[d]) for d in range(n)}}
+            "rank": {d: get(s.rank[d]) for d in range(n)},
+            "table_next": [get(s.table_next[d]) for d in range(n)],
+            "chained": [z3.is_true(z3.simplify(s.chained[d])) for d in range(n)]}
 
 
 def _desc_invariant_holds(view: dict[str, Any], n: int) -> bool:

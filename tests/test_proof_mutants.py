@@ -215,10 +215,21 @@ def add_moving_the_head_one_too_far(s: Any, n: Any, k: Any) -> Any:
     return guard, dataclasses.replace(after, free_head=s.next[s.free_at[k]])
 
 
+def add_flagging_next_on_the_last(s: Any, n: Any, k: Any) -> Any:
+    """_write_direct that sets NEXT on every descriptor: the device walks past the chain."""
+    import z3
+
+    guard, after = descriptor_ownership.add(s, n, k)
+    d = z3.Int("d")
+    taken = z3.And(s.owner[d] == descriptor_ownership.FREE, s.rank[d] < k)
+    return guard, dataclasses.replace(
+        after, chained=z3.Lambda([d], z3.If(taken, z3.BoolVal(True), s.chained[d])))
+
+
 DESCRIPTOR_MUTANTS = [
     ("release", release_returning_one_short), ("release", release_dropping_the_old_free_head),
     ("release", release_walking_one_link_too_few), ("add", add_taking_one_less),
-    ("add", add_moving_the_head_one_too_far),
+    ("add", add_moving_the_head_one_too_far), ("add", add_flagging_next_on_the_last),
 ]
 
 
