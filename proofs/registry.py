@@ -92,6 +92,12 @@ def _descriptors() -> list[Claim]:
     return descriptor_ownership.claims()
 
 
+def _link() -> list[Claim]:
+    from . import ownership_link
+
+    return ownership_link.claims()
+
+
 OWNERSHIP_STEPS = ("add", "pop", "push_used", "get_buf", "reset", "detach")
 """The transitions of obligation 4 (proofs.buffer_ownership.TRANSITIONS), one part each."""
 
@@ -163,7 +169,7 @@ def all_obligations() -> list[Obligation]:
             ),
             bound="induction: every queue size 1..32768, all 16-bit indices; descriptors: "
             "any chain length k >= 1 (direct or indirect)",
-            parts=(*(_ownership(name) for name in OWNERSHIP_STEPS), _descriptors),
+            parts=(*(_ownership(name) for name in OWNERSHIP_STEPS), _descriptors, _link),
         ),
         Obligation(
             name="proof_layout_aligned_disjoint_2_7",

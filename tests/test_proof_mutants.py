@@ -19,6 +19,7 @@ from proofs import (
     chain_walk,
     descriptor_ownership,
     notification,
+    ownership_link,
     ring_index,
     ring_layout,
 )
@@ -231,6 +232,16 @@ DESCRIPTOR_MUTANTS = [
     ("release", release_walking_one_link_too_few), ("add", add_taking_one_less),
     ("add", add_moving_the_head_one_too_far), ("add", add_flagging_next_on_the_last),
 ]
+
+
+def release_keeping_the_record(s: Any, n: Any, head: Any) -> Any:
+    """_detach that frees the chain but leaves the head's record set (still outstanding)."""
+    guard, after = descriptor_ownership.release(s, n, head)
+    return guard, dataclasses.replace(after, descs=s.descs)
+
+
+def test_ownership_link_can_fail_when_a_record_outlives_its_buffer() -> None:
+    _refuted(check_claims(ownership_link.claims(release=release_keeping_the_record)))
 
 
 @pytest.mark.spec("INIT-DRV-007")
