@@ -489,6 +489,8 @@ DESC_OPS = st.tuples(st.sampled_from(["add", "add", "complete", "reset"]),
 @example(indirect=False, ops=[("add", 3, 0, 0), ("add", 2, 1, 0), ("add", 3, 0, 0),
                               ("complete", 0, 0, 1), ("add", 1, 1, 0), ("complete", 0, 0, 0),
                               ("reset", 0, 0, 0)])
+@example(indirect=True, ops=[("add", 2, 1, 0), ("add", 1, 0, 0), ("add", 3, 2, 0),
+                             ("complete", 0, 0, 0), ("add", 0, 2, 0), ("reset", 0, 0, 0)])
 def test_descriptor_encoding_predicts_the_real_driver(
     indirect: bool, ops: list[tuple[str, int, int, int]]
 ) -> None:
