@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .device_core import DeviceCore
-from .errors import DevicePageFull, UnknownHypercall
+from .errors import DevicePageFull, FeaturesBeyondPage, UnknownHypercall
 from .interrupts import InterruptController
 from .layout import align_up
 from .memory import GuestMemory
@@ -147,6 +147,10 @@ class DevicePageHost:
         entry = EntryLayout(start, len(core.queues), config_len)
         if entry.end + 1 > self.page + DEVPAGE_SIZE:
             raise DevicePageFull(f"an entry of {entry.end - start} bytes does not fit")
+        if core.offered_features >> 64:
+            raise FeaturesBeyondPage(
+                f"offered features {core.offered_features:#x} need more than 64 bits"
+            )
         self.entries.append((entry, core, irq))
         core.on_interrupt = lambda: self._interrupt(entry, core, irq)
         core.on_publish = lambda: self.sync(entry, core, irq)

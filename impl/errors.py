@@ -409,6 +409,12 @@ class DevicePageFull(UsageError):
     section = "4"
 
 
+class FeaturesBeyondPage(UsageError):
+    """The host tried to publish a device offering feature bits beyond the page's 64-bit field."""
+
+    section = "2.2"
+
+
 # --- native peers (§2.7.5, §2.7.6) -------------------------------------------------------
 class PeerRejectedChain(ChainError):
     """A native peer device (Linux vringh) refused a chain and gave only an errno (§2.7.5).
@@ -682,7 +688,7 @@ class NetDeviceSetup(NetUsageError):
     """A NetDevice constructed with an impossible configuration (bad MAC, mtu, backlog)."""
 
     section = "5.1.4.1"
-    spec_ids = ("NET-DEV-002",)
+    spec_ids = ("NET-DEV-002", "NET-DEV-003")
 
 
 class NetCtrlNoAnswer(NetDeviceError):
@@ -860,3 +866,13 @@ class BlkBadRequest(UsageError):
 
     section = "5.2.6.1"
     spec_ids = ("BLK-DRV-016",)
+
+
+# --- net and blk conformance gaps ---
+class NetChecksumRequest(NetUsageError):
+    """send() asked for checksum offload on a frame the driver may not hand over with
+    NEEDS_CSUM: the field outside the frame, an earlier (IPv4 header) checksum wrong, or
+    a TCP/UDP checksum field not holding the pseudo-header sum."""
+
+    section = "5.1.9.2.1"
+    spec_ids = ("NET-DRV-031", "NET-DRV-032", "NET-DRV-033")

@@ -44,6 +44,7 @@ FEATURE_REQUIRES: dict[int, tuple[int, ...]] = {
     NetFeature.HOST_UFO: (NetFeature.CSUM,),
     NetFeature.HOST_USO: (NetFeature.CSUM,),
     NetFeature.CTRL_RX: (NetFeature.CTRL_VQ,),
+    NetFeature.CTRL_RX_EXTRA: (NetFeature.CTRL_VQ,),
     NetFeature.CTRL_VLAN: (NetFeature.CTRL_VQ,),
     NetFeature.GUEST_ANNOUNCE: (NetFeature.CTRL_VQ,),
     NetFeature.MQ: (NetFeature.CTRL_VQ,),
@@ -52,7 +53,9 @@ FEATURE_REQUIRES: dict[int, tuple[int, ...]] = {
 }
 """The all-of requirements of §5.1.3.1 among the bits `NetFeature` names (the
 either-or ones, ECN over TSO4 or TSO6, are left out: the driver never knows those
-bits). The driver drops an offered bit missing its prerequisite (FEAT-DRV-002)."""
+bits), plus CTRL_RX_EXTRA over CTRL_VQ, which §5.1.4.2 asks of drivers (NET-DRV-013)
+though §5.1.3.1 does not list it. The driver drops an offered bit missing its
+prerequisite (FEAT-DRV-002)."""
 
 
 def device_features(

@@ -3,7 +3,8 @@
 Rules:
 - Queues (§5.1.2): 0 receiveq1, 1 transmitq1, 2 controlq (only if CTRL_VQ is
   negotiated). Config space (§5.1.4): mac, status (LINK_UP, ANNOUNCE),
-  max_virtqueue_pairs (1), mtu (if offered; fixed for the device's life, NET-DEV-004).
+  max_virtqueue_pairs (1), mtu (if offered: at least 1280, NET-DEV-003; fixed for the
+  device's life, NET-DEV-004).
 - Transmit: each chain is header + frame, all device-readable. A bad chain is
   consumed (used length 0), the frame dropped as TX_MALFORMED and the error kept in
   `errors`; the device keeps serving. A good frame is checksummed if NEEDS_CSUM asks
@@ -55,7 +56,7 @@ from .spec import (
     NET_CONFIG_SIZE,
     NET_MAX_FRAME,
     NET_MTU_MAX,
-    NET_MTU_MIN,
+    NET_MTU_RECOMMENDED_MIN,
     NET_QUEUE_CTRL,
     NET_QUEUE_RX,
     NET_QUEUE_TX,
@@ -82,7 +83,8 @@ CTRL_MAX_BYTES = 1 << 16
 class NetDevice:
     """A virtio-net device attached to `port` (a `DeviceBackend` for any transport).
 
-    `mac` is the config-space address; `mtu` (68..65535) offers VIRTIO_NET_F_MTU;
+    `mac` is the config-space address; `mtu` (1280..65535: the spec allows 68 but asks
+    for at least 1280, NET-DEV-003) offers VIRTIO_NET_F_MTU;
     `mrg_rxbuf`, `ctrl_vq`, `csum` choose what is offered; `backlog_limit` bounds the
     frames held while no receive buffer is posted.
     """
@@ -108,8 +110,11 @@ class NetDevice:
     ) -> None:
         if len(mac) != MAC_LEN:
             raise NetDeviceSetup(f"a MAC address has 6 bytes, not {len(mac)}")
-        if mtu is not None and not NET_MTU_MIN <= mtu <= NET_MTU_MAX:
-            raise NetDeviceSetup(f"mtu {mtu} outside {NET_MTU_MIN}..{NET_MTU_MAX} (NET-DEV-002)")
+        if mtu is not None and not NET_MTU_RECOMMENDED_MIN <= mtu <= NET_MTU_MAX:
+            raise NetDeviceSetup(
+                f"mtu {mtu} outside {NET_MTU_RECOMMENDED_MIN}..{NET_MTU_MAX} "
+                "(NET-DEV-002, NET-DEV-003)"
+            )
         if backlog_limit < 1:
             raise NetDeviceSetup("the backlog must hold at least one frame")
         if speed is not None and not speed_duplex_valid(speed, duplex):

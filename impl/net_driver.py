@@ -15,6 +15,8 @@ Rules:
 - Everything the device returns is checked (`net_rx.assemble`); a bad packet is
   dropped, its `NetDeviceError` kept in `errors`, and receiving goes on. A lying
   used ring (a `DeviceError` from the queue) marks the driver broken.
+- A checksum-offload request is checked against the frame before NEEDS_CSUM is set
+  (`net_csum.offload_fault`; NET-DRV-031/032/033).
 - The driver never writes config space (NET-DRV-001); control commands are only
   issued when their feature is negotiated (NET-DRV-058/059/060).
 
@@ -34,6 +36,7 @@ from .driver import DeviceMatch, DriverQueue, VirtioDevice
 from .errors import (
     DeviceError,
     NetBadConfig,
+    NetChecksumRequest,
     NetCtrlNoAnswer,
     NetDeviceError,
     NetDriverSetup,
@@ -45,6 +48,7 @@ from .errors import (
 )
 from .memory import GuestMemory
 from .net_config import FEATURE_REQUIRES
+from .net_csum import offload_fault
 from .net_ctrl import (
     encode_announce_ack,
     encode_mac_addr,
@@ -381,7 +385,8 @@ class NetDriver:
         """Transmit one Ethernet frame; `csum` = (start, offset) asks the device to checksum.
 
         Raises NetLinkDown while the link is down, NetFrameSize for a frame the device
-        may not be given (NET-DRV-008), NoSpace when the ring or memory is full.
+        may not be given (NET-DRV-008), NetChecksumRequest for a `csum` the frame does
+        not fit (NET-DRV-031/032/033), NoSpace when the ring or memory is full.
         """
         if not self.link_up:
             raise NetLinkDown("the device reports the link down")
@@ -389,8 +394,9 @@ class NetDriver:
             raise NetFrameSize(
                 f"frame of {len(frame)} bytes outside {ETH_HEADER_LEN}..{self.max_frame}"
             )
-        self.reclaim_tx()
         hdr = self._tx_header(csum)
+        self._check_offload(frame, csum)
+        self.reclaim_tx()
         addr = self._tx_alloc(self.hdr_size + len(frame))
         if addr is None:
             raise NoSpace("no guest memory for the frame")
@@ -415,6 +421,12 @@ class NetDriver:
             raise NetFeatureMissing("checksum offload needs VIRTIO_NET_F_CSUM")
         start, offset = csum
         return NetHdr(flags=NetHdrFlag.NEEDS_CSUM, csum_start=start, csum_offset=offset)
+
+    @staticmethod
+    def _check_offload(frame: bytes, csum: tuple[int, int] | None) -> None:
+        """A NEEDS_CSUM request must leave only the one checksum to the device (§5.1.9.2.1)."""
+        if csum is not None and (fault := offload_fault(frame, *csum)) is not None:
+            raise NetChecksumRequest(fault)
 
     def reclaim_tx(self) -> int:
         """Free the buffers of transmitted frames; return how many."""

@@ -598,3 +598,9 @@ class BlkConfigOffset(IntEnum):
     MAX_WRITE_ZEROES_SEG = 52
     WRITE_ZEROES_MAY_UNMAP = 56
     UNUSED1 = 57
+
+
+# --- net and blk conformance gaps (§5.1.4) ---
+NET_MTU_RECOMMENDED_MIN = 1280
+"""The least `mtu` a device offering VIRTIO_NET_F_MTU should publish (NET-DEV-003): the
+IPv6 minimum link MTU. This reference's device refuses to offer less."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from blk_rig import blk_side
+from blk_rig import PACKED_SUFFIX, blk_side
 from hypothesis import note
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -86,12 +86,18 @@ class BlkDiskMachine(RuleBasedStateMachine):
         writeback=st.booleans(),
         ring_bits=st.sampled_from([0, 1, 2, 3]),
         read_only=st.sampled_from([False] * 5 + [True]),
+        odd_size=st.booleans(),
     )
     def setup(
         self, num_queues: int, queue_size: int, size_max: int, seg_max: int,
-        writeback: bool, ring_bits: int, read_only: bool,
+        writeback: bool, ring_bits: int, read_only: bool, odd_size: bool,
     ) -> None:  # fmt: skip
-        """A device on a small disk with small rings; the driver negotiates what it knows."""
+        """A device on a small disk with small rings; the driver negotiates what it knows.
+
+        On a packed transport `odd_size` takes a queue size that is no power of two
+        (3 or 7: a packed ring may have any size, §2.8.10.1)."""
+        if odd_size and self.transport.endswith(PACKED_SUFFIX):
+            queue_size -= 1
         table = KNOWN_FEATURES
         if not ring_bits & 1:
             table &= ~feature_mask(Feature.INDIRECT_DESC)
@@ -111,14 +117,16 @@ class BlkDiskMachine(RuleBasedStateMachine):
         self.driver = self.side.driver
         self.wce = self.driver._vdev().has_feature(BlkFeature.CONFIG_WCE)
         self.size_max, self.seg_max = size_max, seg_max
+        self.raw_sectors = min(2, (queue_size - 2) * size_max // SECTOR)
         self.model = DiskModel(
             CAPACITY, read_only=read_only, writeback=writeback, serial=b"model-disk"
         )
         self.pending: dict[int, Pending] = {}
         self.next_id = 0
         self.ready = True
-        note(f"queues={num_queues} size={queue_size} size_max={size_max} seg_max={seg_max} "
-             f"writeback={writeback} ring_bits={ring_bits} ro={read_only}")  # fmt: skip
+        note(f"transport={self.transport} queues={num_queues} size={queue_size} "
+             f"size_max={size_max} seg_max={seg_max} writeback={writeback} "
+             f"ring_bits={ring_bits} ro={read_only}")  # fmt: skip
 
     def _track(self, pending: Pending) -> None:
         self.pending[self.next_id] = pending
@@ -205,13 +213,17 @@ class BlkDiskMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.ready)
     @rule(kind=st.sampled_from([BlkReqType.IN, BlkReqType.OUT]), past=st.integers(0, 3))
     def out_of_range(self, kind: BlkReqType, past: int) -> None:
-        """Send a request reaching past capacity without the driver's check: IOERR."""
-        sector = self.model.capacity - 1 + past
+        """Send a request reaching past capacity without the driver's check: IOERR.
+
+        Two sectors, or one where two would need more descriptors than the ring has
+        (a 3-entry packed ring with size_max 512: header, two data segments, status)."""
+        count = self.raw_sectors
+        sector = self.model.capacity - count + 1 + past
         header = BlkReqHeader(type=kind, sector=sector)
-        two = 2 * SECTOR
-        op = (self.driver.submit_raw(header, in_len=two) if kind is BlkReqType.IN
-              else self.driver.submit_raw(header, out_data=bytes(two)))  # fmt: skip
-        self._track(Pending(op, "raw", sector, 2))
+        size = count * SECTOR
+        op = (self.driver.submit_raw(header, in_len=size) if kind is BlkReqType.IN
+              else self.driver.submit_raw(header, out_data=bytes(size)))  # fmt: skip
+        self._track(Pending(op, "raw", sector, count))
 
     @precondition(lambda self: self.ready and self.wce)
     @rule(on=st.booleans())

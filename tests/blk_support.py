@@ -2,7 +2,8 @@
 
 `RecordingDisk` is a `MemoryDisk` that logs each call, so a test can assert that a
 rejected request never reached the disk. `RawBench` binds a `BlkDevice` over that
-disk to a bare driver that owns one split ring and nothing else: a test lays out any
+disk to a bare driver that owns one ring and nothing else (a split ring on the direct
+bus, or a packed ring over a packed transport of `blk_rig`): a test lays out any
 chain it likes (header split anywhere, status missing or read-only, hostile values),
 kicks, and reads back the used length and the status byte itself.
 """
@@ -11,16 +12,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from blk_rig import guest
+from blk_rig import bus_bind, guest
 from direct_bus import DirectDevice, bind
 
 from impl.alloc import GuestAllocator
 from impl.blk_device import BlkDevice
 from impl.blk_driver import KNOWN_FEATURES
 from impl.chain import Segment
+from impl.device_core import DeviceCore
 from impl.disk import MemoryDisk
 from impl.driver import DeviceMatch, DriverQueue, VirtioDevice
+from impl.memory import GuestMemory
 from impl.spec import DeviceId
 
 SECTOR = 512
@@ -91,9 +95,12 @@ class RawBench:
 
     disk: RecordingDisk
     device: BlkDevice
-    handle: DirectDevice
+    handle: DirectDevice | Any
     ring: DriverQueue
     alloc: GuestAllocator
+    mem: GuestMemory
+    core: DeviceCore | None = None
+    """The transport's device core (None on the direct bus)."""
 
     @classmethod
     def build(
@@ -102,24 +109,32 @@ class RawBench:
         *,
         read_only: bool = False,
         feature_table: int = KNOWN_FEATURES,
+        transport: str = "direct",
         **device_kwargs: int,
     ) -> RawBench:
-        """A device over a disk of `capacity` sectors filled with a known pattern."""
+        """A device over a disk of `capacity` sectors filled with a known pattern.
+
+        `transport` is "direct" (the direct bus, a split ring) or one of `blk_rig`'s."""
         disk = RecordingDisk(capacity, read_only=read_only)
         disk._data[:] = bytes((i * 7 + 3) & 0xFF for i in range(capacity * SECTOR))
         device = BlkDevice(disk, queue_size=32, **device_kwargs)  # type: ignore[arg-type]
         mem, alloc = guest(1 << 22)
         driver = RawDriver(feature_table)
-        handle = bind(driver, device, mem, alloc)
+        handle: DirectDevice | Any
+        core = None
+        if transport == "direct":
+            handle = bind(driver, device, mem, alloc)
+        else:
+            handle, core, _bus = bus_bind(driver, device, transport, mem, alloc, feature_table)
         assert driver.ring is not None
         disk.calls.clear()
-        return cls(disk, device, handle, driver.ring, alloc)
+        return cls(disk, device, handle, driver.ring, alloc, mem, core)
 
     def place(self, data: bytes) -> Segment:
         """Put `data` in guest memory and return its segment."""
         addr = self.alloc.alloc(max(len(data), 1), 8)
         assert addr is not None
-        self.handle.mem.write(addr, data)
+        self.mem.write(addr, data)
         return Segment(addr, len(data))
 
     def send(self, out: Sequence[bytes], in_sizes: Sequence[int]) -> Answer:
@@ -132,7 +147,7 @@ class RawBench:
         assert used is not None, "the device did not answer"
         token, length = used
         assert token == "raw"
-        written = b"".join(self.handle.mem.read(s.addr, s.len) for s in in_segs)
+        written = b"".join(self.mem.read(s.addr, s.len) for s in in_segs)
         status = written[-1] if written else None
         return Answer(length, status, written)
 

@@ -3,6 +3,7 @@
 Config space layout and padding (§5.2.4), the feature rules of §5.2.5, the driver's
 derived cache mode, multiqueue, capacity changes, back-pressure on a full ring, and a
 lying device caught by the driver (bad status byte, wrong used length, bad config).
+What runs over the transports runs on split and on packed rings.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from blk_rig import TRANSPORTS, BlkSide, blk_side
+from blk_rig import PACKED_TRANSPORTS, TRANSPORTS, BlkSide, blk_side
 from blk_support import SECTOR, RecordingDisk
 
 from impl.blk_device import BlkDevice
@@ -33,6 +34,7 @@ from impl.errors import (
     BlkReadOnly,
     BlkUnsupported,
 )
+from impl.packed_driver import PackedDriver
 from impl.spec import (
     BLK_CONFIG_SIZE,
     BlkConfigOffset,
@@ -124,7 +126,7 @@ def test_config_writes_only_reach_writeback() -> None:
 
 
 # --- probe --------------------------------------------------------------------------
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", TRANSPORTS + PACKED_TRANSPORTS)
 def test_multiqueue_probe_and_requests_on_every_queue(transport: str) -> None:
     disk = MemoryDisk(64)
     driver, _ = bind(BlkDevice(disk, num_queues=3), transport=transport)
@@ -151,7 +153,7 @@ def test_probe_refuses_impossible_config(setting: dict[str, int]) -> None:
 
 
 @pytest.mark.spec("BLK-DRV-011", "BLK-DEV-018", "BLK-DEV-019")
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", TRANSPORTS + PACKED_TRANSPORTS)
 def test_capacity_change_reaches_the_driver(transport: str) -> None:
     disk = MemoryDisk(8)
     device = BlkDevice(disk)
@@ -210,7 +212,7 @@ def test_large_requests_are_split_to_the_limits() -> None:
     assert driver.read(0, 12) == bytes(12 * SECTOR)
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", TRANSPORTS + PACKED_TRANSPORTS)
 def test_full_ring_is_back_pressure_not_loss(transport: str) -> None:
     disk = MemoryDisk(64)
     device = BlkDevice(disk, queue_size=4, defer=True)
@@ -222,6 +224,33 @@ def test_full_ring_is_back_pressure_not_loss(transport: str) -> None:
         device.serve(0, head)
     assert all(op.done for op in ops) and driver.outstanding == 0
     assert [disk.read(i, 1)[0] for i in range(10)] == list(range(1, 11))
+
+
+def serve_newest_first(device: BlkDevice, queues: int) -> int:
+    """Serve every held request, always the one taken last first; return how many."""
+    served = 0
+    while held := [(q, list(device.held(q))[-1]) for q in range(queues) if device.held(q)]:
+        for queue, head in held:
+            device.serve(queue, head)
+            served += 1
+    return served
+
+
+@pytest.mark.spec("FEAT-DRV-010")
+@pytest.mark.parametrize("transport", PACKED_TRANSPORTS)
+def test_odd_sized_packed_rings_carry_requests_completed_out_of_order(transport: str) -> None:
+    """Two packed request queues of 5 entries (no power of two), many requests completed
+    newest first: each ring wraps several times and every answer is right."""
+    device = BlkDevice(MemoryDisk(64), num_queues=2, queue_size=5, defer=True)
+    driver, side = bind(device, transport=transport)
+    assert driver._vdev().has_feature(Feature.RING_PACKED)
+    assert all(isinstance(ring, PackedDriver) and ring.size == 5 for ring in side.rings)
+    writes = [driver.submit_write(i, bytes([i + 1]) * SECTOR) for i in range(24)]
+    assert serve_newest_first(device, 2) == 24
+    assert all(op.done for op in writes) and driver.outstanding == 0
+    reads = [driver.submit_read(i, 1) for i in range(24)]
+    assert serve_newest_first(device, 2) == 24
+    assert [op.result() for op in reads] == [bytes([i + 1]) * SECTOR for i in range(24)]
 
 
 def test_get_id() -> None:
@@ -249,10 +278,11 @@ class LyingDevice(BlkDevice):
     [(7, None, BlkBadStatus), (0, 0, BlkBadUsedLength), (0, 1, BlkBadUsedLength),
      (1, None, BlkIOError), (2, 1, BlkUnsupported)],
 )  # fmt: skip
+@pytest.mark.parametrize("transport", ["direct", *PACKED_TRANSPORTS])
 def test_driver_checks_what_the_device_returns(
-    status: int, length: int | None, error: type[Exception]
+    status: int, length: int | None, error: type[Exception], transport: str
 ) -> None:
-    driver, _ = bind(LyingDevice(status, length))
+    driver, _ = bind(LyingDevice(status, length), transport=transport)
     with pytest.raises(error):
         driver.read(0, 2)
 
@@ -344,7 +374,7 @@ def test_backend_failure_is_ioerr_and_the_device_goes_on() -> None:
 
 
 @pytest.mark.spec("BLK-DEV-004", "BLK-DRV-005")
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", TRANSPORTS + PACKED_TRANSPORTS)
 def test_zoned_is_neither_offered_nor_accepted(transport: str) -> None:
     """The device is not zoned and does not offer ZONED; the driver never accepts it."""
     assert not has_feature(BlkDevice(MemoryDisk(8)).offered_features(), BlkFeature.ZONED)
@@ -373,7 +403,7 @@ def test_fields_of_features_not_offered_read_zero() -> None:
     assert image[8:] == bytes(BLK_CONFIG_SIZE - 8), "only capacity exists without features"
 
 
-@pytest.mark.parametrize("transport", ["mmio", "page"])
+@pytest.mark.parametrize("transport", ["mmio", "page", *PACKED_TRANSPORTS])
 def test_unplugging_the_device_fails_pending_requests_once(transport: str) -> None:
     """The bus resets the device and removes the driver: every request ends, with IOERR."""
     device = BlkDevice(MemoryDisk(64), queue_size=4, defer=True)

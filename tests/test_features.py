@@ -120,6 +120,18 @@ def test_the_net_driver_drops_offered_features_whose_prerequisite_is_missing(
     assert side.driver.ctrlq is None
 
 
+@pytest.mark.spec("NET-DRV-013")
+@pytest.mark.parametrize("transport", ["mmio", "page"])
+def test_the_net_driver_takes_rx_extra_only_with_the_control_queue(transport: str) -> None:
+    broken = net_side(MAC_A, None, transport=transport, device_class=CtrlVqWithheld).handle
+    assert isinstance(broken, BusDevice)
+    assert has_feature(broken.transport.get_features(), NetFeature.CTRL_RX_EXTRA)
+    assert not has_feature(broken.features, NetFeature.CTRL_VQ)
+    assert not has_feature(broken.features, NetFeature.CTRL_RX_EXTRA)
+    good = net_side(MAC_A, None, transport=transport).handle
+    assert has_feature(good.features, NetFeature.CTRL_RX_EXTRA)  # kept when it may be
+
+
 @pytest.mark.spec("FEAT-DRV-001")
 def test_dropping_an_unmet_bit_also_drops_the_bits_that_need_it() -> None:
     requires = {3: (4,), 4: (5,), 6: (7,)}

@@ -4,7 +4,12 @@ One test per hostile request of issue 6. Each sends a raw chain through a bare d
 (`blk_support.RawBench`), then checks the used length, the status byte, that nothing
 but the status byte was written, and that the disk saw no call and kept its bytes.
 A final property test throws random chains at the device: it never raises, and it
-only touches the disk when it answers OK.
+only touches the disk when it answers OK. Every request runs on a split ring (the
+direct bus) and on packed rings (virtio-mmio and the descriptor page). The ring
+corruption tests at the end write ring structures, so each ring type has its own: a
+split avail index jump or a packed Buffer ID beyond the queue (a reset is asked, nothing
+served), and an element outside the table or guest memory (returned with length 0, the
+queue goes on).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 from itertools import pairwise
 
 import pytest
+from blk_rig import PACKED_TRANSPORTS
 from blk_support import SECTOR, Answer, RawBench
 from hypothesis import given
 from hypothesis import strategies as st
@@ -35,8 +41,10 @@ from impl.errors import (
     BlkUnsupportedType,
     BlkWriteToReadOnly,
     BlkWrongDirection,
+    BufferIdOutOfRange,
 )
 from impl.layout import Descriptor
+from impl.packed_driver import PackedDriver
 from impl.spec import (
     BLK_DWZ_F_UNMAP,
     BLK_ID_BYTES,
@@ -46,6 +54,8 @@ from impl.spec import (
     BlkReqType,
     BlkStatus,
     DescFlag,
+    Feature,
+    Status,
     feature_mask,
 )
 
@@ -61,10 +71,22 @@ def segments(*items: tuple[int, int, int]) -> bytes:
     return b"".join(DwzSegment(sector=s, num_sectors=n, flags=f).pack() for s, n, f in items)
 
 
+DIRECT_ONLY = KNOWN_FEATURES & ~feature_mask(Feature.INDIRECT_DESC)
+"""Without indirect tables every element is a ring descriptor the tests can reach."""
+BENCH_TRANSPORTS = ("direct", *PACKED_TRANSPORTS)
+"""A split ring on the direct bus, packed rings over virtio-mmio and the descriptor page."""
+LIMITS = {"max_discard_seg": 2, "max_write_zeroes_seg": 2, "max_discard_sectors": 8,
+          "max_write_zeroes_sectors": 8}  # fmt: skip
+
+
+@pytest.fixture(params=BENCH_TRANSPORTS)
+def bench(request: pytest.FixtureRequest) -> RawBench:
+    return RawBench.build(CAPACITY, transport=request.param, **LIMITS)
+
+
 @pytest.fixture
-def bench() -> RawBench:
-    return RawBench.build(CAPACITY, max_discard_seg=2, max_write_zeroes_seg=2,
-                          max_discard_sectors=8, max_write_zeroes_sectors=8)  # fmt: skip
+def split_bench() -> RawBench:
+    return RawBench.build(CAPACITY, **LIMITS)
 
 
 def assert_rejected(
@@ -234,9 +256,10 @@ def test_flush_with_nonzero_sector(bench: RawBench) -> None:
     assert_rejected(bench, answer, IOERR, BlkFlushNotEmpty, before)
 
 
-def test_flush_not_negotiated() -> None:
-    bench = RawBench.build(CAPACITY, feature_table=KNOWN_FEATURES & ~feature_mask(
-        BlkFeature.FLUSH, BlkFeature.CONFIG_WCE))  # fmt: skip
+@pytest.mark.parametrize("transport", BENCH_TRANSPORTS)
+def test_flush_not_negotiated(transport: str) -> None:
+    table = KNOWN_FEATURES & ~feature_mask(BlkFeature.FLUSH, BlkFeature.CONFIG_WCE)
+    bench = RawBench.build(CAPACITY, transport=transport, feature_table=table)
     before = bench.image()
     answer = bench.send([header(BlkReqType.FLUSH)], [1])
     assert_rejected(bench, answer, UNSUPP, BlkUnsupportedType, before)
@@ -266,8 +289,9 @@ def test_get_id_is_always_answered(bench: RawBench) -> None:
         (BlkReqType.DISCARD, segments((0, 1, 0))),
     ],
 )
-def test_write_to_read_only_disk(kind: BlkReqType, body: bytes) -> None:
-    bench = RawBench.build(CAPACITY, read_only=True)
+@pytest.mark.parametrize("transport", BENCH_TRANSPORTS)
+def test_write_to_read_only_disk(kind: BlkReqType, body: bytes, transport: str) -> None:
+    bench = RawBench.build(CAPACITY, read_only=True, transport=transport)
     before = bench.image()
     answer = bench.send([header(kind, 0), body], [1])
     assert_rejected(bench, answer, IOERR, BlkWriteToReadOnly, before)
@@ -338,9 +362,10 @@ def test_write_zeroes_with_unmap_zeroes(bench: RawBench) -> None:
 
 
 @pytest.mark.parametrize("kind", DWZ)
-def test_dwz_not_negotiated(kind: BlkReqType) -> None:
-    bench = RawBench.build(CAPACITY, feature_table=KNOWN_FEATURES & ~feature_mask(
-        BlkFeature.DISCARD, BlkFeature.WRITE_ZEROES))  # fmt: skip
+@pytest.mark.parametrize("transport", BENCH_TRANSPORTS)
+def test_dwz_not_negotiated(kind: BlkReqType, transport: str) -> None:
+    table = KNOWN_FEATURES & ~feature_mask(BlkFeature.DISCARD, BlkFeature.WRITE_ZEROES)
+    bench = RawBench.build(CAPACITY, transport=transport, feature_table=table)
     before = bench.image()
     answer = bench.send([header(kind), segments((0, 1, 0))], [1])
     assert_rejected(bench, answer, UNSUPP, BlkUnsupportedType, before)
@@ -357,6 +382,7 @@ def test_device_keeps_serving_after_a_rejection(bench: RawBench) -> None:
 pieces = st.lists(st.binary(max_size=40), min_size=0, max_size=4)
 
 
+@pytest.mark.parametrize("transport", BENCH_TRANSPORTS)
 @given(
     kind=st.sampled_from([*BlkReqType, 0x77, BLK_T_BARRIER]),
     sector=st.sampled_from([0, 1, CAPACITY - 1, CAPACITY, 1 << 55, (1 << 64) - 1]),
@@ -365,10 +391,10 @@ pieces = st.lists(st.binary(max_size=40), min_size=0, max_size=4)
     in_sizes=st.lists(st.sampled_from([0, 1, 19, 20, 21, 511, 512, 513]), max_size=3),
 )
 def test_random_requests_never_crash(
-    kind: int, sector: int, tail: list[bytes], cut: int, in_sizes: list[int]
+    transport: str, kind: int, sector: int, tail: list[bytes], cut: int, in_sizes: list[int]
 ) -> None:
     """Any framing of any header: the device answers; the disk changes only on OK."""
-    bench = RawBench.build(16)
+    bench = RawBench.build(16, transport=transport)
     raw = header(kind, sector)
     out = [p for p in (raw[:cut], raw[cut:], *tail) if p]
     before = bench.image()
@@ -384,26 +410,60 @@ def test_random_requests_never_crash(
 
 
 @pytest.mark.spec("STATUS-DEV-002")
-def test_ring_corruption_asks_for_reset_and_touches_nothing(bench: RawBench) -> None:
+def test_ring_corruption_asks_for_reset_and_touches_nothing(split_bench: RawBench) -> None:
     """avail.idx jumping past the queue size: DEVICE_NEEDS_RESET, no request served."""
+    before = split_bench.image()
+    layout = split_bench.handle.queues[0].ring.layout
+    split_bench.handle.mem.write_u16(layout.avail_idx, layout.size + 5)
+    split_bench.device.queue_notify(0)
+    assert len(split_bench.handle.reset_requests) == 1
+    assert isinstance(split_bench.handle.reset_requests[0], AvailIndexJump)
+    assert split_bench.disk.calls == [] and split_bench.image() == before
+
+
+def test_malformed_chain_is_returned_empty_and_the_queue_goes_on(split_bench: RawBench) -> None:
+    """A `next` pointing outside the table: used with length 0, disk untouched, next served."""
+    before = split_bench.image()
+    ring = split_bench.handle.queues[0].ring
+    out, status = split_bench.place(header(BlkReqType.OUT, 1)), split_bench.place(b"\0")
+    head = ring.add_sgs([out], [status], "bad")
+    raw = Descriptor.unpack(split_bench.handle.mem.read(ring.layout.desc_addr(head), DESC_SIZE))
+    broken = Descriptor(addr=raw.addr, len=raw.len, flags=raw.flags | DescFlag.NEXT,
+                        next=ring.size)  # fmt: skip
+    split_bench.handle.mem.write(ring.layout.desc_addr(head), broken.pack())
+    split_bench.ring.kick()
+    assert split_bench.ring.get_buf() == ("bad", 0)
+    assert split_bench.disk.calls == [] and split_bench.image() == before
+    answer = split_bench.send([header(BlkReqType.IN, 2)], [SECTOR, 1])
+    assert answer.status == OK and answer.length == SECTOR + 1
+
+
+@pytest.mark.spec("STATUS-DEV-002")
+@pytest.mark.parametrize("transport", PACKED_TRANSPORTS)
+def test_packed_ring_corruption_asks_for_reset_and_touches_nothing(transport: str) -> None:
+    """A Buffer ID beyond the queue size: DEVICE_NEEDS_RESET, no request served."""
+    bench = RawBench.build(CAPACITY, transport=transport, feature_table=DIRECT_ONLY)
+    assert isinstance(bench.ring, PackedDriver) and bench.core is not None
     before = bench.image()
-    layout = bench.handle.queues[0].ring.layout
-    bench.handle.mem.write_u16(layout.avail_idx, layout.size + 5)
-    bench.device.queue_notify(0)
-    assert len(bench.handle.reset_requests) == 1
-    assert isinstance(bench.handle.reset_requests[0], AvailIndexJump)
+    out, status = bench.place(header(BlkReqType.OUT, 1) + b"w" * SECTOR), bench.place(b"\0")
+    bench.ring.add_sgs([out], [status], "bad")
+    bench.mem.write_u16(bench.ring.layout.desc_id(1), bench.ring.size + 5)  # the list's last
+    bench.ring.kick()
+    assert bench.core.status & Status.DEVICE_NEEDS_RESET
+    assert isinstance(bench.core.violations[-1], BufferIdOutOfRange)
+    assert bench.ring.get_buf() is None
     assert bench.disk.calls == [] and bench.image() == before
 
 
-def test_malformed_chain_is_returned_empty_and_the_queue_goes_on(bench: RawBench) -> None:
-    """A `next` pointing outside the table: used with length 0, disk untouched, next served."""
+@pytest.mark.parametrize("transport", PACKED_TRANSPORTS)
+def test_packed_malformed_list_is_returned_empty_and_the_queue_goes_on(transport: str) -> None:
+    """A list element outside guest memory: used with length 0, disk untouched, next served."""
+    bench = RawBench.build(CAPACITY, transport=transport, feature_table=DIRECT_ONLY)
+    assert isinstance(bench.ring, PackedDriver)
     before = bench.image()
-    ring = bench.handle.queues[0].ring
-    head = ring.add_sgs([bench.place(header(BlkReqType.OUT, 1))], [bench.place(b"\0")], "bad")
-    raw = Descriptor.unpack(bench.handle.mem.read(ring.layout.desc_addr(head), DESC_SIZE))
-    broken = Descriptor(addr=raw.addr, len=raw.len, flags=raw.flags | DescFlag.NEXT,
-                        next=ring.size)  # fmt: skip
-    bench.handle.mem.write(ring.layout.desc_addr(head), broken.pack())
+    out, status = bench.place(header(BlkReqType.OUT, 1) + b"w" * SECTOR), bench.place(b"\0")
+    bench.ring.add_sgs([out], [status], "bad")
+    bench.mem.write_u64(bench.ring.layout.desc_addr(0), bench.mem.size)
     bench.ring.kick()
     assert bench.ring.get_buf() == ("bad", 0)
     assert bench.disk.calls == [] and bench.image() == before

@@ -20,6 +20,7 @@ from impl.devpage_driver import DevPageTransport, scan_devpage
 from impl.errors import (
     DevicePageFull,
     DriverError,
+    FeaturesBeyondPage,
     IllegalStatusWrite,
     QueueConfigInvalid,
     UnknownHypercall,
@@ -225,3 +226,15 @@ def test_publishing_more_than_the_page_holds_is_a_usage_error() -> None:
             platform.add_page_device(EchoDevice(DeviceId.NET, config=bytes(200)))
     scan = scan_devpage(platform.mem, PAGE_ADDR, platform.host.hypercall, platform.bus)
     assert scan.error is None and len(scan.registered) == len(platform.host.entries)
+
+
+def test_publishing_feature_bits_above_63_is_a_usage_error() -> None:
+    """The page's feature field is 64 bits wide: a device offering bit 64 or above cannot
+    be published on it, and the host is told so before anything is written (§2.2)."""
+    platform = Platform()
+    wide = MODERN_FEATURES | 1 << 67
+    with pytest.raises(FeaturesBeyondPage):
+        platform.add_page_device(EchoDevice(DeviceId.NET, features=wide))
+    assert platform.host.entries == []
+    platform.add_page_device(EchoDevice(DeviceId.NET))
+    assert len(platform.host.entries) == 1

@@ -84,6 +84,30 @@ def test_probe_reads_mac_mtu_and_link() -> None:
         NetDevice(MAC_A, mtu=67)
 
 
+IPV6_MIN_MTU = 1280
+"""RFC 8200's minimum link MTU, the figure §5.1.4.1 asks an offered mtu to reach."""
+
+
+@pytest.mark.spec("NET-DEV-003")
+@given(st.integers(0, 70000))
+def test_an_offered_mtu_is_at_least_the_ipv6_minimum(mtu: int) -> None:
+    try:
+        device = NetDevice(MAC_A, mtu=mtu)
+    except NetDeviceSetup:
+        assert not IPV6_MIN_MTU <= mtu <= 0xFFFF
+        return
+    assert device.offered_features() >> NetFeature.MTU & 1
+    assert IPV6_MIN_MTU <= int.from_bytes(device.read_config(10, 2), "little") == mtu
+
+
+@pytest.mark.spec("NET-DEV-003")
+def test_the_smallest_offered_mtu_reaches_the_driver() -> None:
+    side = net_side(MAC_A, None, mtu=IPV6_MIN_MTU)
+    assert side.driver.mtu == IPV6_MIN_MTU and side.handle.has_feature(NetFeature.MTU)
+    with pytest.raises(NetDeviceSetup):
+        NetDevice(MAC_A, mtu=IPV6_MIN_MTU - 1)
+
+
 @pytest.mark.spec("NET-DRV-004")
 def test_without_mac_feature_the_driver_uses_a_local_address() -> None:
     side = net_side(MAC_A, None, known=DRIVER_FEATURES & ~feature_mask(NetFeature.MAC))

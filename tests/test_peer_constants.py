@@ -137,6 +137,8 @@ NO_UAPI = {
     "DEVPAGE_ALIGN": "the descriptor page is this project's own transport",
     "DEVPAGE_SIZE": "the descriptor page is this project's own transport",
     "Hypercall": "the descriptor page's hypercalls are this project's own (every member)",
+    "NET_MTU_RECOMMENDED_MIN": "the spec's SHOULD floor for an offered mtu (IPv6's 1280); "
+    "Linux names no virtio constant for it",
     "BLK_SECTOR_SIZE": "Linux's SECTOR_SIZE is a block-layer macro, not virtio uapi",
     "BLK_STATUS_SIZE": "the status is one u8 (§5.2.6); Linux names no constant for it",
     "BLK_CONFIG_SIZE": "sizeof(struct virtio_blk_config) follows the release (6.1 lacks the "

@@ -178,11 +178,23 @@ _EDGES = [  # table, indirect table: the outcomes random tables rarely reach
 ]
 
 
+class _SparseMemory(GuestMemory):
+    """1 KiB of real bytes that may claim a larger size; bytes past the first KiB read 0.
+
+    The bounds check stays the real one (against the claimed size); only where the
+    bytes come from differs, as for an untouched page of a large sparse mapping.
+    """
+
+    def read(self, addr: int, length: int) -> bytes:
+        data = super().read(addr, length)
+        return data + bytes(length - len(data))
+
+
 def _walk_memory(
     table: list[Descriptor], indirect: list[Descriptor], huge: bool
 ) -> GuestMemory:
-    """The two tables in 1 KiB of bytes; `huge` claims 1 TiB (reads stay in the first KiB)."""
-    mem = GuestMemory(MEMORY)
+    """The two tables in 1 KiB of bytes; `huge` claims 1 TiB, read as zeros past the KiB."""
+    mem = _SparseMemory(MEMORY)
     for i, desc in enumerate(table):
         mem.write(TABLE_AT + 16 * i, desc.pack())
     for i, desc in enumerate(indirect):
@@ -216,6 +228,10 @@ def _reader(mem: GuestMemory) -> Reader:
 @example(size=2, table=_EDGES[3][0], indirect=_EDGES[3][1], head=0, indirect_ok=True, huge=False)
 @example(size=2, table=_EDGES[4][0], indirect=_EDGES[4][1], head=0, indirect_ok=True, huge=False)
 @example(size=2, table=_EDGES[5][0], indirect=_EDGES[5][1], head=0, indirect_ok=True, huge=False)
+@example(  # an indirect table past the real bytes of a memory claiming 1 TiB
+    size=2, table=_pad(Descriptor(addr=0, len=0), Descriptor(addr=MEMORY, len=16, flags=_IND)),
+    indirect=_pad(Descriptor(addr=0, len=0)), head=1, indirect_ok=True, huge=True,
+)
 def test_walk_encoding_matches_walk_chain(
     size: int, table: list[Descriptor], indirect: list[Descriptor], head: int,
     indirect_ok: bool, huge: bool,

@@ -4,14 +4,15 @@ Random mixes of reads, writes, flushes, discards, write-zeroes, GET_ID and
 out-of-range requests, many in flight on small rings, served in an order the test
 picks; after every step the driver's answers, the disk and its crash image agree with
 `model.disk.DiskModel`. Run over the direct bus and both transports (virtio-mmio and the
-descriptor page).
+descriptor page) with split rings, and over virtio-mmio version 2 and the descriptor page
+with packed rings ("mmio-packed", "page-packed"; queue sizes there include odd ones).
 """
 
 from __future__ import annotations
 
 import pytest
 from blk_machine import BlkDiskMachine
-from blk_rig import TRANSPORTS
+from blk_rig import PACKED_TRANSPORTS, TRANSPORTS
 from hypothesis.stateful import run_state_machine_as_test
 
 REFINEMENT_IDS = (
@@ -22,6 +23,6 @@ REFINEMENT_IDS = (
 
 
 @pytest.mark.spec(*REFINEMENT_IDS)
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", TRANSPORTS + PACKED_TRANSPORTS)
 def test_blk_driver_and_device_refine_the_disk_model(transport: str) -> None:
     run_state_machine_as_test(lambda: BlkDiskMachine(transport))
