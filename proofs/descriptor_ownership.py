@@ -5,18 +5,18 @@ over a symbolic queue size N): the `_next` links, `free_head`, `num_free`, and p
 the descriptor count of its record (`descs`, 0 when the head is not outstanding). Ghost
 state, the witness the invariant needs: `owner` (FREE or the head whose chain holds the
 descriptor) and `rank` (its position on the free list or in that chain), with the
-inverses `free_at` (position -> descriptor) and `at` (head, position -> descriptor), and
-`base` (where each outstanding chain's block starts).
+inverses `free_at` (position -> descriptor) and `at` (head, position -> descriptor),
+`base` (where each outstanding chain's block starts) and `block_of` (whose block covers a
+point).
 
 Invariant: `d -> (owner[d], rank[d])` is a bijection between the descriptors 0..N-1 and
 the positions {free j : j < num_free} + {(h, j) : j < descs[h]}, whose inverse is
 `free_at`/`at`; consecutive positions are joined by `_next` (so the driver's walks from
 `free_head` and from a head visit exactly these positions in order); `free_head` is free
 position 0; an outstanding head is position 0 of its own chain; 0 <= num_free <= N, and
-the chains' blocks [base, base + count) are disjoint inside [0, N - num_free) (so
-num_free + count <= N is a solver fact). Hence each descriptor is in exactly one place,
-and N = num_free + the sum of descs[h] (the sizes of the parts of a partition of 0..N-1,
-each in bijection with an interval: this last sum is done on paper).
+the chains' blocks [base, base + count) tile [0, N - num_free) (disjoint, inside, every
+point covered). Hence each descriptor is in exactly one place, and
+N = num_free + the sum of descs[h].
 
 Transitions: `add` (SplitDriver._write_direct or _write_indirect: a buffer of k >= 1
 descriptors, k = 1 for an indirect one, takes the first k free descriptors) and
@@ -60,6 +60,7 @@ class Descs:
     free_at: Any
     at: Any
     base: Any
+    block_of: Any
     table_next: Any
     chained: Any
 
@@ -73,6 +74,7 @@ def any_descs(tag: str = "") -> Descs:
                  num_free=z3.Int("num_free" + tag), descs=arr("descs"), owner=arr("owner"),
                  rank=arr("rank"), free_at=arr("free_at"),
                  at=z3.Array("at" + tag, INT, INT, INT), base=arr("base"),
+                 block_of=arr("block_of"),
                  table_next=arr("table_next"),
                  chained=z3.Array("chained" + tag, INT, z3.BoolSort()))
 
@@ -110,6 +112,14 @@ class Invariant:
         return z3.Implies(_in(h, n), z3.And(s.descs[h] >= 0, z3.Implies(
             s.descs[h] != 0, z3.And(s.owner[h] == h, s.rank[h] == 0, s.base[h] >= 0,
                                     s.base[h] + s.descs[h] <= n - s.num_free))))
+
+    def cover(self, p: Any) -> Any:
+        """Point p of [0, N - num_free) lies in the block of head `block_of[p]` (so the
+        blocks tile that interval: N - num_free is the sum of the counts)."""
+        s, n = self.s, self.n
+        h = s.block_of[p]
+        return z3.Implies(_in(p, n - s.num_free), z3.And(
+            _in(h, n), s.descs[h] != 0, s.base[h] <= p, p < s.base[h] + s.descs[h]))
 
     def apart(self, g: Any, h: Any) -> Any:
         """Two outstanding heads have disjoint blocks (so the counts fit in N)."""
@@ -154,6 +164,7 @@ def add(s: Descs, n: Any, k: Any) -> tuple[Any, Descs]:
     after = replace(
         s, free_head=s.next[last], num_free=s.num_free - k,
         descs=z3.Store(s.descs, head, k), base=z3.Store(s.base, head, n - s.num_free),
+        block_of=z3.Lambda([j], z3.If(j >= n - s.num_free, head, s.block_of[j])),
         owner=z3.Lambda([d], z3.If(taken, head, s.owner[d])),
         rank=z3.Lambda([d], z3.If(z3.And(s.owner[d] == FREE, s.rank[d] >= k),
                                   s.rank[d] - k, s.rank[d])),
@@ -180,6 +191,7 @@ def release(s: Descs, n: Any, head: Any) -> tuple[Any, Descs]:
         s, next=z3.Store(s.next, last, s.free_head), free_head=head,
         num_free=s.num_free + k, descs=z3.Store(s.descs, head, 0),
         base=z3.Lambda([d], z3.If(s.base[d] > s.base[head], s.base[d] - k, s.base[d])),
+        block_of=z3.Lambda([j], z3.If(j < s.base[head], s.block_of[j], s.block_of[j + k])),
         owner=z3.Lambda([d], z3.If(mine, FREE, s.owner[d])),
         rank=z3.Lambda([d], z3.If(s.owner[d] == FREE, s.rank[d] + k, s.rank[d])),
         free_at=z3.Lambda([j], z3.If(j < k, s.at[head, j], s.free_at[j - k])))
@@ -209,35 +221,40 @@ Pairs = list[tuple[Any, Any]]
 
 
 def _holds_at(inv: Invariant, descs: list[Any], heads: list[Any], frees: list[Any],
-              chains: Pairs, aparts: Pairs | None = None) -> Any:
+              chains: Pairs, aparts: Pairs | None = None, covers: list[Any] | None = None
+              ) -> Any:
     return z3.And(inv.glob(), *(inv.desc(t) for t in descs), *(inv.head(t) for t in heads),
                   *(inv.free_pos(t) for t in frees), *(inv.chain_pos(h, j) for h, j in chains),
-                  *(inv.apart(g, h) for g, h in aparts or []))
+                  *(inv.apart(g, h) for g, h in aparts or []),
+                  *(inv.cover(p) for p in covers or []))
 
 
-def _instances(s: Descs, arg: Any, d: Any, g: Any, h: Any, j: Any
-               ) -> tuple[list[Any], list[Any], list[Any], Pairs, Pairs]:
+def _instances(s: Descs, arg: Any, d: Any, g: Any, h: Any, j: Any, p: Any
+               ) -> tuple[list[Any], list[Any], list[Any], Pairs, Pairs, list[Any]]:
     """Terms at which a step assumes the per-element parts (both transitions' needs)."""
     k = s.descs[arg]
     owner, rank = s.owner[d], s.rank[d]
     descs = [d, arg, s.free_head, h, s.free_at[j], s.at[h, j]]
-    heads = [arg, g, h, owner, s.free_head, s.owner[s.free_at[j]], s.owner[s.at[h, j]]]
+    covers = [p, p + k]
+    heads = [arg, g, h, owner, s.free_head, s.owner[s.free_at[j]], s.owner[s.at[h, j]],
+             *(s.block_of[c] for c in covers)]
     frees = [z3.IntVal(0), rank, j, j + 1, j + arg, j + arg + 1, arg - 1, arg,
              j - k, j - k + 1, rank - k]
     chains = [(owner, rank), (h, j), (h, j + 1), (arg, j), (arg, j + 1), (arg, k - 1),
               (arg, z3.IntVal(0)), (h, rank)]
-    aparts = [(g, h), (g, arg), (h, arg), (g, s.free_head), (h, s.free_head)]
-    return descs, heads, frees, chains, aparts
+    aparts = [(g, h), (g, arg), (h, arg), (g, s.free_head), (h, s.free_head),
+              *((s.block_of[c], arg) for c in covers)]
+    return descs, heads, frees, chains, aparts, covers
 
 
 def claims(transitions: dict[str, Transition] | None = None) -> list[Claim]:
     """Base case, then each transition keeps each part, for every N <= 32768 and k."""
     transitions = TRANSITIONS if transitions is None else transitions
     n = z3.Int("queue_size")
-    d, g, h, j, arg = z3.Ints("d g h j arg")
+    d, g, h, j, p, arg = z3.Ints("d g h j p arg")
     base = Invariant(initial(n), n)
     result = [Claim("base: a new driver's descriptors are all free, linked in order",
-                    is_size(n), _holds_at(base, [d], [h], [j], [(h, j)], [(g, h)]),
+                    is_size(n), _holds_at(base, [d], [h], [j], [(h, j)], [(g, h)], [p]),
                     {"queue_size": n, "d": d, "g": g, "h": h, "j": j})]
     s = any_descs()
     pre_inv = Invariant(s, n)
@@ -256,7 +273,7 @@ def claims(transitions: dict[str, Transition] | None = None) -> list[Claim]:
         {"queue_size": n, "k": arg, "j": j, "h": h, "jj": jj, "free_at[j]": s.free_at[j]}))
     for name, transition in transitions.items():
         guard, after = transition(s, n, arg)
-        pre = z3.And(is_size(n), guard, _holds_at(pre_inv, *_instances(s, arg, d, g, h, j)))
+        pre = z3.And(is_size(n), guard, _holds_at(pre_inv, *_instances(s, arg, d, g, h, j, p)))
         post = Invariant(after, n)
         shown = {"queue_size": n, "k or head": arg, "num_free": s.num_free,
                  "free_head": s.free_head, "descs[head]": s.descs[arg], "d": d,
@@ -266,7 +283,8 @@ def claims(transitions: dict[str, Transition] | None = None) -> list[Claim]:
                            ("each descriptor", post.desc(d)), ("each head", post.head(h)),
                            ("each free position", post.free_pos(j)),
                            ("each chain position", post.chain_pos(h, j)),
-                           ("chains apart", post.apart(g, h))):
+                           ("chains apart", post.apart(g, h)),
+                           ("chains tile [0, N - num_free)", post.cover(p))):
             result.append(Claim(f"step: {name} keeps the descriptor invariant ({part})",
                                 pre, goal, shown))
     return result

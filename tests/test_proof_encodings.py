@@ -443,15 +443,16 @@ def _int_array(values: dict[int, int]) -> Any:
 
 
 def _desc_state(view: dict[str, Any]) -> Descs:
-    """The encoded state of a view. The ghost `base` (not the driver's) is a witness:
-    the outstanding chains' blocks laid end to end from 0, in head order."""
+    """The encoded state of a view. The ghosts `base` and `block_of` (not the driver's)
+    are a witness: the outstanding chains' blocks laid end to end from 0, in head order."""
     chained = z3.K(z3.IntSort(), z3.BoolVal(False))
     for d, flag in enumerate(view["chained"]):
         chained = z3.Store(chained, d, flag)
-    bases, end = {}, 0
+    bases, block_of, end = {}, {}, 0
     for h, k in view["descs"].items():
         if k:
             bases[h], end = end, end + k
+            block_of |= {p: h for p in range(bases[h], end)}
     at = z3.Lambda([z3.Int("h"), z3.Int("j")], z3.IntVal(0))
     for (h, j), d in view["at"].items():
         at = z3.Store(at, h, j, d)
@@ -460,7 +461,7 @@ def _desc_state(view: dict[str, Any]) -> Descs:
                  descs=_int_array(view["descs"]), owner=_int_array(view["owner"]),
                  rank=_int_array(view["rank"]),
                  free_at=_int_array(dict(enumerate(view["free_at"]))), at=at,
-                 base=_int_array(bases),
+                 base=_int_array(bases), block_of=_int_array(block_of),
                  table_next=_int_array(dict(enumerate(view["table_next"]))),
                  chained=chained)
 
@@ -490,6 +491,7 @@ def _desc_invariant_holds(view: dict[str, Any], n: int) -> bool:
              *(inv.free_pos(j) for j in range(-1, n + 1)),
              *(inv.chain_pos(h, j) for h in range(n)
                for j in range(-1, view["descs"][h] + 1)),  # others: vacuous
+             *(inv.cover(p) for p in range(-1, n + 1)),
              *(inv.apart(g, h) for g in range(n) for h in range(n)
                if view["descs"][g] and view["descs"][h])]
     return all(z3.is_true(z3.simplify(p)) for p in parts)
