@@ -86,6 +86,18 @@ def _ownership(name: str) -> Callable[[], list[Claim]]:
     return build
 
 
+def _descriptors() -> list[Claim]:
+    from . import descriptor_ownership
+
+    return descriptor_ownership.claims()
+
+
+def _link() -> list[Claim]:
+    from . import ownership_link
+
+    return ownership_link.claims()
+
+
 OWNERSHIP_STEPS = ("add", "pop", "push_used", "get_buf", "reset", "detach")
 """The transitions of obligation 4 (proofs.buffer_ownership.TRANSITIONS), one part each."""
 
@@ -138,8 +150,8 @@ def all_obligations() -> list[Obligation]:
         ),
         Obligation(
             name="proof_no_buffer_lost_or_duplicated_2_7_13",
-            prop="each head is free, available, in the device or used, exactly once; counts "
-            "add up to N; every step keeps it",
+            prop="each head is free, available, in the device or used, exactly once, and "
+            "each descriptor free or in one chain; counts add up to N; every step keeps it",
             spec_ids=("INIT-DRV-007",),
             impl_functions=(
                 "impl.split_driver.SplitDriver.add_sgs",
@@ -148,13 +160,16 @@ def all_obligations() -> list[Obligation]:
                 "impl.split_driver.SplitDriver.get_buf",
                 "impl.split_device.SplitDevice.reset",
                 "impl.split_driver.SplitDriver.detach_unused_buf",
+                "impl.split_driver.SplitDriver._write_direct",
+                "impl.split_driver.SplitDriver._write_indirect",
+                "impl.split_driver.SplitDriver._detach",
                 "impl.ring_math.slot",
                 "impl.ring_math.advance",
                 "impl.ring_math.distance",
             ),
-            bound="induction: every queue size 1..32768, all 16-bit indices; one descriptor "
-            "per buffer (single-segment or indirect)",
-            parts=tuple(_ownership(name) for name in OWNERSHIP_STEPS),
+            bound="induction: every queue size 1..32768, all 16-bit indices; descriptors: "
+            "any chain length k >= 1 (direct or indirect)",
+            parts=(*(_ownership(name) for name in OWNERSHIP_STEPS), _descriptors, _link),
         ),
         Obligation(
             name="proof_layout_aligned_disjoint_2_7",

@@ -16,20 +16,27 @@ import z3
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from impl.alloc import GuestAllocator
 from impl.chain import Segment, read_descriptor, walk_chain
 from impl.errors import (
     AvailIndexDecrement,
     AvailIndexJump,
     ChainError,
     DeviceError,
+    NoSpace,
     UsedIndexJump,
 )
 from impl.layout import Descriptor, SplitLayout
 from impl.memory import GuestMemory
-from impl.spec import Feature, feature_mask
+from impl.spec import DESC_SIZE as DESC_BYTES
+from impl.spec import DescFlag, Feature, feature_mask
 from impl.split_device import SplitDevice
 from impl.split_driver import SplitDriver
 from proofs.buffer_ownership import AVAIL, DEVICE, FREE, TRANSITIONS, USED, Queue, Ring
+from proofs.descriptor_ownership import FREE as FREE_DESC
+from proofs.descriptor_ownership import TRANSITIONS as DESC_TRANSITIONS
+from proofs.descriptor_ownership import Descs
+from proofs.descriptor_ownership import Invariant as DescInvariant
 from proofs.notification import device_notifies, driver_kicks
 from proofs.ring_index import device_accepts_avail, driver_accepts_used
 from proofs.walk_encoding import Outcome, Reader, Walk, run, w
@@ -398,3 +405,168 @@ def test_device_keeps_the_assumption_of_the_notification_proof(
                                  initial_index=start)
         unsignalled = device._unsignalled
         assert device.next_used == (device._signalled_used + unsignalled) % 65536
+
+
+# --- descriptor ownership (obligation 4, descriptor level) ---------------------------
+DESC_QUEUE = 8
+
+
+def _desc_view(driver: SplitDriver) -> dict[str, Any]:
+    """The driver's descriptor bookkeeping, with the ghost witness read off its links."""
+    n, links = driver.size, driver._next
+    free_at, d = [], driver.free_head
+    for _ in range(driver.num_free):
+        free_at.append(d)
+        d = links[d] if d < n else -1
+    descs = {h: (0 if r is None else r.descs) for h, r in enumerate(driver._state)}
+    at: dict[tuple[int, int], int] = {}
+    for h, k in descs.items():
+        d = h
+        for j in range(k):
+            at[h, j] = d
+            d = links[d] if j + 1 < k else d
+    owner = {d: FREE_DESC for d in free_at} | {d: h for (h, _), d in at.items()}
+    rank = {d: j for j, d in enumerate(free_at)} | {d: j for (_, j), d in at.items()}
+    table = [Descriptor.unpack(driver.mem.read(driver.layout.desc_addr(d), DESC_BYTES))
+             for d in range(n)]
+    return {"next": list(links), "free_head": driver.free_head, "num_free": driver.num_free,
+            "descs": descs, "free_at": free_at, "at": at, "owner": owner, "rank": rank,
+            "table_next": [t.next for t in table],
+            "chained": [bool(t.flags & DescFlag.NEXT) for t in table]}
+
+
+def _int_array(values: dict[int, int]) -> Any:
+    arr = z3.K(z3.IntSort(), z3.IntVal(0))
+    for key, value in values.items():
+        arr = z3.Store(arr, key, value)
+    return arr
+
+
+def _desc_state(view: dict[str, Any]) -> Descs:
+    """The encoded state of a view. The ghosts `base` and `block_of` (not the driver's)
+    are a witness: the outstanding chains' blocks laid end to end from 0, in head order."""
+    chained = z3.K(z3.IntSort(), z3.BoolVal(False))
+    for d, flag in enumerate(view["chained"]):
+        chained = z3.Store(chained, d, flag)
+    bases, block_of, end = {}, {}, 0
+    for h, k in view["descs"].items():
+        if k:
+            bases[h], end = end, end + k
+            block_of |= {p: h for p in range(bases[h], end)}
+    at = z3.Lambda([z3.Int("h"), z3.Int("j")], z3.IntVal(0))
+    for (h, j), d in view["at"].items():
+        at = z3.Store(at, h, j, d)
+    return Descs(next=_int_array(dict(enumerate(view["next"]))),
+                 free_head=z3.IntVal(view["free_head"]), num_free=z3.IntVal(view["num_free"]),
+                 descs=_int_array(view["descs"]), owner=_int_array(view["owner"]),
+                 rank=_int_array(view["rank"]),
+                 free_at=_int_array(dict(enumerate(view["free_at"]))), at=at,
+                 base=_int_array(bases), block_of=_int_array(block_of),
+                 table_next=_int_array(dict(enumerate(view["table_next"]))),
+                 chained=chained)
+
+
+def _desc_predicted(s: Descs, n: int) -> dict[str, Any]:
+    """Read a concrete encoded state back in `_desc_view`'s terms."""
+    def get(term: Any) -> int:
+        return int(z3.simplify(term).as_long())
+
+    num_free = get(s.num_free)
+    descs = {h: get(s.descs[h]) for h in range(n)}
+    free_at = [get(s.free_at[j]) for j in range(num_free)]
+    at = {(h, j): get(s.at[h, j]) for h, k in descs.items() for j in range(k)}
+    return {"next": [get(s.next[d]) for d in range(n)], "free_head": get(s.free_head),
+            "num_free": num_free, "descs": descs, "free_at": free_at, "at": at,
+            "owner": {d: get(s.owner[d]) for d in range(n)},
+            "rank": {d: get(s.rank[d]) for d in range(n)},
+            "table_next": [get(s.table_next[d]) for d in range(n)],
+            "chained": [z3.is_true(z3.simplify(s.chained[d])) for d in range(n)]}
+
+
+def _desc_invariant_holds(view: dict[str, Any], n: int) -> bool:
+    """Every part of the invariant, at every element that is not vacuous, on a state."""
+    inv = DescInvariant(_desc_state(view), z3.IntVal(n))
+    parts = [inv.glob(), *(inv.desc(d) for d in range(-1, n + 1)),
+             *(inv.head(h) for h in range(-1, n + 1)),
+             *(inv.free_pos(j) for j in range(-1, n + 1)),
+             *(inv.chain_pos(h, j) for h in range(n)
+               for j in range(-1, view["descs"][h] + 1)),  # others: vacuous
+             *(inv.cover(p) for p in range(-1, n + 1)),
+             *(inv.apart(g, h) for g in range(n) for h in range(n)
+               if view["descs"][g] and view["descs"][h])]
+    return all(z3.is_true(z3.simplify(p)) for p in parts)
+
+
+DESC_OPS = st.tuples(st.sampled_from(["add", "add", "complete", "reset"]),
+                     st.integers(0, 3), st.integers(0, 2), st.integers(0, DESC_QUEUE - 1))
+"""(op, device-readable parts, device-writable parts, which held head completes)."""
+
+
+@pytest.mark.spec("INIT-DRV-007")
+@given(indirect=st.booleans(), ops=st.lists(DESC_OPS, max_size=30))
+@example(indirect=False, ops=[("add", 3, 0, 0), ("add", 2, 1, 0), ("add", 3, 0, 0),
+                              ("complete", 0, 0, 1), ("add", 1, 1, 0), ("complete", 0, 0, 0),
+                              ("reset", 0, 0, 0)])
+@example(indirect=True, ops=[("add", 2, 1, 0), ("add", 1, 0, 0), ("add", 3, 2, 0),
+                             ("complete", 0, 0, 0), ("add", 0, 2, 0), ("reset", 0, 0, 0)])
+def test_descriptor_encoding_predicts_the_real_driver(
+    indirect: bool, ops: list[tuple[str, int, int, int]]
+) -> None:
+    """add (k = parts, or 1 for an indirect table) and release (get_buf, detach) agree."""
+    layout = SplitLayout.modern(DESC_QUEUE)
+    mem = GuestMemory(layout.end + 8192)
+    features = feature_mask(Feature.INDIRECT_DESC) if indirect else 0
+    allocator = GuestAllocator(layout.end + 4096, layout.end + 8192)
+    driver = SplitDriver(mem, layout, features, allocator=allocator)
+    device = SplitDevice(mem, layout, features)
+    seg = Segment(layout.end, 8)
+    assert _desc_invariant_holds(_desc_view(driver), DESC_QUEUE)
+    for op, reads, writes, pick in ops:
+        before = _desc_view(driver)
+        s = _desc_state(before)
+        if op == "add" and reads + writes:
+            try:
+                head = driver.add_sgs([seg] * reads, [seg] * writes, object())
+            except NoSpace:
+                k = reads + writes  # direct (no table is taken when nothing is free)
+                guard, _ = DESC_TRANSITIONS["add"](s, DESC_QUEUE, z3.IntVal(k))
+                assert z3.is_false(z3.simplify(guard))
+                assert _desc_view(driver) == before
+                continue
+            record = driver._state[head]
+            assert record is not None
+            k = 1 if record.table is not None else reads + writes
+            guard, after = DESC_TRANSITIONS["add"](s, DESC_QUEUE, z3.IntVal(k))
+            assert z3.simplify(s.free_head).as_long() == head
+        elif op == "complete" and driver.outstanding:
+            while device._pending():
+                device.pop()
+            held = sorted(device.in_flight)
+            if not held:
+                continue
+            head = held[pick % len(held)]
+            device.push_used(head, 0)
+            driver.get_buf()
+            guard, after = DESC_TRANSITIONS["release"](s, DESC_QUEUE, z3.IntVal(head))
+        elif op == "reset" and driver.outstanding:
+            device.reset()
+            while driver.outstanding:  # teardown: detach every buffer, one release each
+                s = _desc_state(_desc_view(driver))
+                head = next(h for h, r in enumerate(driver._state) if r is not None)
+                driver.detach_unused_buf()
+                guard, after = DESC_TRANSITIONS["release"](s, DESC_QUEUE, z3.IntVal(head))
+                _agrees(guard, after, driver)
+            assert driver.num_free == DESC_QUEUE
+            driver = SplitDriver(mem, layout, features, allocator=allocator)
+            device = SplitDevice(mem, layout, features)
+            continue
+        else:
+            continue
+        _agrees(guard, after, driver)
+    assert _desc_invariant_holds(_desc_view(driver), DESC_QUEUE)
+
+
+def _agrees(guard: Any, after: Descs, driver: SplitDriver) -> None:
+    """The step was enabled and predicted the state the driver reached."""
+    assert z3.is_true(z3.simplify(guard))
+    assert _desc_predicted(after, DESC_QUEUE) == _desc_view(driver)

@@ -14,7 +14,15 @@ from typing import Any
 import pytest
 
 from impl import errors, layout, ring_math
-from proofs import buffer_ownership, chain_walk, notification, ring_index, ring_layout
+from proofs import (
+    buffer_ownership,
+    chain_walk,
+    descriptor_ownership,
+    notification,
+    ownership_link,
+    ring_index,
+    ring_layout,
+)
 from proofs.verdict import Status, Verdict, check_claims
 
 
@@ -169,6 +177,79 @@ def test_ownership_can_fail_without_the_wrap_mask() -> None:
 def test_ownership_can_fail_when_a_head_is_freed_but_kept() -> None:
     mutant = {"get_buf": get_buf_keeping_the_head_outstanding}
     _refuted(check_claims(buffer_ownership.claims(None, mutant)[1:]))
+
+
+# --- descriptor ownership: a free list that loses, leaks or double-hands descriptors ------
+def release_returning_one_short(s: Any, n: Any, head: Any) -> Any:
+    """_detach that adds k-1 to num_free: one descriptor of the chain is lost."""
+    guard, after = descriptor_ownership.release(s, n, head)
+    return guard, dataclasses.replace(after, num_free=after.num_free - 1)
+
+
+def release_dropping_the_old_free_head(s: Any, n: Any, head: Any) -> Any:
+    """_detach that links the chain past the old free head: that descriptor is lost."""
+    import z3
+
+    guard, after = descriptor_ownership.release(s, n, head)
+    last = s.at[head, s.descs[head] - 1]
+    return guard, dataclasses.replace(after, next=z3.Store(s.next, last, s.next[s.free_head]))
+
+
+def release_walking_one_link_too_few(s: Any, n: Any, head: Any) -> Any:
+    """_detach that stops one descriptor early (walks k-2 links): the chain's tail is lost."""
+    import z3
+
+    guard, after = descriptor_ownership.release(s, n, head)
+    last = s.at[head, s.descs[head] - 2]
+    return guard, dataclasses.replace(after, next=z3.Store(s.next, last, s.free_head))
+
+
+def add_taking_one_less(s: Any, n: Any, k: Any) -> Any:
+    """_write_direct that subtracts k-1 from num_free: a descriptor is both free and used."""
+    guard, after = descriptor_ownership.add(s, n, k)
+    return guard, dataclasses.replace(after, num_free=after.num_free + 1)
+
+
+def add_moving_the_head_one_too_far(s: Any, n: Any, k: Any) -> Any:
+    """_write_direct whose new free_head is the link after the k+1st free descriptor."""
+    guard, after = descriptor_ownership.add(s, n, k)
+    return guard, dataclasses.replace(after, free_head=s.next[s.free_at[k]])
+
+
+def add_flagging_next_on_the_last(s: Any, n: Any, k: Any) -> Any:
+    """_write_direct that sets NEXT on every descriptor: the device walks past the chain."""
+    import z3
+
+    guard, after = descriptor_ownership.add(s, n, k)
+    d = z3.Int("d")
+    taken = z3.And(s.owner[d] == descriptor_ownership.FREE, s.rank[d] < k)
+    return guard, dataclasses.replace(
+        after, chained=z3.Lambda([d], z3.If(taken, z3.BoolVal(True), s.chained[d])))
+
+
+DESCRIPTOR_MUTANTS = [
+    ("release", release_returning_one_short), ("release", release_dropping_the_old_free_head),
+    ("release", release_walking_one_link_too_few), ("add", add_taking_one_less),
+    ("add", add_moving_the_head_one_too_far), ("add", add_flagging_next_on_the_last),
+]
+
+
+def release_keeping_the_record(s: Any, n: Any, head: Any) -> Any:
+    """_detach that frees the chain but leaves the head's record set (still outstanding)."""
+    guard, after = descriptor_ownership.release(s, n, head)
+    return guard, dataclasses.replace(after, descs=s.descs)
+
+
+def test_ownership_link_can_fail_when_a_record_outlives_its_buffer() -> None:
+    _refuted(check_claims(ownership_link.claims(release=release_keeping_the_record)))
+
+
+@pytest.mark.spec("INIT-DRV-007")
+@pytest.mark.parametrize(("step", "mutant"), DESCRIPTOR_MUTANTS,
+                         ids=[m.__name__ for _, m in DESCRIPTOR_MUTANTS])
+def test_descriptor_ownership_can_fail(step: str, mutant: Any) -> None:
+    steps = descriptor_ownership.claims({step: mutant})[3:]
+    _refuted(check_claims(steps))
 
 
 # --- CrossHair: the same contracts refute a broken function -------------------------------
