@@ -27,9 +27,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from blk_rig import blk_side
 
+from backends.file_disk import FileDisk
 from impl.blk_device import BlkDevice
 from impl.blk_driver import BlkDriver
-from impl.disk import Disk, FileDisk, MemoryDisk
+from impl.disk import Disk, MemoryDisk
 
 BLOCK = 4096
 SECTORS = BLOCK // 512

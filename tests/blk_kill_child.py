@@ -17,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from blk_rig import blk_side
 
+from backends.file_disk import FileDisk
 from impl.blk_device import BlkDevice
-from impl.disk import FileDisk
 
 SECTOR = 512
 BATCH = 8

@@ -21,9 +21,9 @@ import pytest
 from blk_kill_child import SECTOR, pattern
 from blk_rig import blk_side
 
+from backends.file_disk import FileDisk
 from impl.blk_device import BlkDevice
 from impl.blk_driver import BlkDriver
-from impl.disk import FileDisk
 
 CHILD = Path(__file__).parent / "blk_kill_child.py"
 CAPACITY = 4096

@@ -34,8 +34,8 @@ from arp_icmp import (
 )
 from net_rig import MAC_A, NetSide, net_side
 
+from backends.tap import IFNAMSIZ, TapPort
 from impl.errors import TapUnavailable
-from impl.net_tap import IFNAMSIZ, TapPort
 
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914

@@ -1,9 +1,10 @@
 """A port onto a Linux TAP interface: the host kernel at the far end of the virtual link.
 
 Rules:
-- The one module of the net backends that does I/O: it opens `/dev/net/tun`, asks
-  for a TAP interface without packet information (IFF_TAP | IFF_NO_PI), and moves
-  whole Ethernet frames with `os.read` / `os.write` on a non-blocking descriptor.
+- The one net backend that does I/O, so it lives outside the sans-IO `impl` package:
+  it opens `/dev/net/tun`, asks for a TAP interface without packet information
+  (IFF_TAP | IFF_NO_PI), and moves whole Ethernet frames with `os.read` / `os.write`
+  on a non-blocking descriptor.
 - Nothing runs by itself: frames from the kernel reach the device only when the
   caller calls `poll()`, so the caller owns every wait (no threads, no clock).
 - Failures are typed: `TapUnavailable` when the interface cannot be created (no
@@ -20,9 +21,9 @@ import fcntl
 import os
 import struct
 
-from .errors import TapUnavailable
-from .net_backend import FrameSink
-from .spec import NET_MAX_FRAME
+from impl.errors import TapUnavailable
+from impl.net_backend import FrameSink
+from impl.spec import NET_MAX_FRAME
 
 TUN_PATH = "/dev/net/tun"
 TUNSETIFF = 0x400454CA
