@@ -22,8 +22,14 @@ Rules:
 - `interleavings` counts the schedules the states stand for (paths in the state graph
   from the start to a finished state); `executions` counts distinct finished states,
   each checked once after draining all buffers (quiescence).
-- Every shared byte must have one writer (as every ring field has, §2.7): the
-  reductions below rely on it, and a second writer raises `MultipleWriters`.
+- Every shared byte must have one writer (as every split ring field has, §2.7): the
+  reductions below rely on it, and a second writer raises `MultipleWriters`. With
+  `handover=True` (the packed ring, §2.8, whose used descriptors overwrite available
+  ones) a byte may change writer, provided no other side's write to it is still
+  pending (buffered, or queued for the writer) when it writes: then there is one
+  order of writes per byte and the reductions hold. The explorer checks that at every
+  write; a write that races a pending one is a failure of the execution (a write-write
+  race: which value lands is up to the hardware), reported with its trace.
 - A barrier can be removed for one side by label, or by label and the function that
   makes it (`dropped`), which is how the tests show each barrier necessary without
   editing the code under test.
@@ -34,6 +40,7 @@ Spec: §2.7.13.3, §2.7.13.4 (SPLIT-DRV-024, SPLIT-DRV-025), §2.7.8 (SPLIT-DEV-
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -51,6 +58,7 @@ from .weak_memory import (
     forwarded,
     initial,
     load,
+    pending_elsewhere,
     read_choices,
     store,
 )
@@ -132,6 +140,10 @@ class Report:
 Namer = Callable[[int], str]
 
 
+class _Race(Exception):
+    """A write while another side's write to the same bytes is pending (handover mode)."""
+
+
 class Explorer:
     """Explores every interleaving of `sides` over `memory` under `model` (module rules)."""
 
@@ -145,6 +157,7 @@ class Explorer:
         dropped: frozenset[tuple[str, ...]] = frozenset(),
         names: Namer = hex,
         limit: int = 10_000,
+        handover: bool = False,
     ) -> None:
         self.sides = tuple(sides)
         self.memory = memory
@@ -153,6 +166,7 @@ class Explorer:
         self.dropped = dropped
         self.names = names
         self.limit = limit
+        self.handover = handover
         self._children: dict[tuple[int, bytes], int] = {}
         self._histories: list[tuple[bytes, ...]] = [()]
         self._runs: dict[tuple[int, int], SideRun] = {}
@@ -219,7 +233,7 @@ class Explorer:
         if log is not None:
             log.append(self._line(side, access, ""))
         if access.op is Op.WRITE:
-            self._claim(side, access)
+            self._claim(shared, side, access)
             shared = store(self.model, shared, side, access.addr, access.data)
             return shared, (history, count + 1)
         assert access.barrier is not None
@@ -227,8 +241,19 @@ class Explorer:
             return shared, (history, count + 1)
         return fence(self.model, shared, side, access.barrier), (history, count + 1)
 
-    def _claim(self, side: int, access: Access) -> None:
-        """Record `side` as the writer of these bytes; refuse a second writer."""
+    def _claim(self, shared: Shared, side: int, access: Access) -> None:
+        """Record `side` as the writer of these bytes; refuse a second writer.
+
+        In handover mode: refuse only a write racing another side's pending one.
+        """
+        if self.handover:
+            if pending_elsewhere(shared, side, access.addr, access.length):
+                raise _Race(
+                    f"write-write race: the {self.sides[side].name} wrote "
+                    f"{self.names(access.addr)} while the other side's write to it was "
+                    "not yet visible (ownership hand-over broken)"
+                )
+            return
         for addr in range(access.addr, access.addr + access.length):
             owner = self._writer.setdefault(addr, side)
             if owner != side:
@@ -328,11 +353,21 @@ class Explorer:
                 continue
             children = successors.setdefault(state, [])
             for event in events:
-                child = self._step(state, event, None)
+                try:
+                    child = self._step(state, event, None)
+                except _Race as race:
+                    if report.failure is None:
+                        report.failure = str(race)
+                        report.trace = self._trace(parent, state, event)
+                    if stop_at_failure:
+                        break
+                    continue
                 children.append(child)
                 if child not in parent:
                     parent[child] = (state, event)
                     queue.append(child)
+            if report.failure is not None and stop_at_failure:
+                break
         report.states = len(parent)
         if report.failure is None:
             report.interleavings = _count_paths(start, successors)
@@ -353,7 +388,12 @@ class Explorer:
         lines = _grouped(opening)
         while events := self._events(state):
             log: list[str] = []
-            state = self._step(state, events[choose(len(events))], log)
+            try:
+                state = self._step(state, events[choose(len(events))], log)
+            except _Race as race:
+                report.failure, report.trace = str(race), lines + _grouped(log)
+                report.seconds = time.perf_counter() - began
+                return report
             lines += _grouped(log)
             report.states += 1
         report.failure = self.check(self._finish(state))
@@ -362,8 +402,13 @@ class Explorer:
         report.seconds = time.perf_counter() - began
         return report
 
-    def _trace(self, parent: dict[State, tuple[State, Event] | None], end: State) -> list[str]:
-        """Replay the path to `end` and describe each decision."""
+    def _trace(
+        self,
+        parent: dict[State, tuple[State, Event] | None],
+        end: State,
+        last: Event | None = None,
+    ) -> list[str]:
+        """Replay the path to `end` (then `last`, which races) and describe each decision."""
         path: list[Event] = []
         link = parent[end]
         while link is not None:
@@ -375,6 +420,11 @@ class Explorer:
         for event in reversed(path):
             log: list[str] = []
             state = self._step(state, event, log)
+            lines += _grouped(log)
+        if last is not None:
+            log = []
+            with contextlib.suppress(_Race):
+                self._step(state, last, log)
             lines += _grouped(log)
         return lines
 
