@@ -1,0 +1,271 @@
+"""The packed ring under the interleaving explorer: every interleaving passes, and every
+barrier removed or misplaced is caught where docs/ordering.md ("Packed ring") says.
+
+The scenarios (`tests/support/packed_ordering.py`): queue size 2, two buffers in flight,
+flags and EVENT_IDX (DESC) modes, both directions, the race crossing the wrap. The
+explorer runs in handover mode: the device overwrites descriptors the driver wrote,
+and every write is checked not to race a write of the other side that is still
+pending (`impl.weak_memory.pending_elsewhere`); the strict one-writer mode refuses
+the packed ring outright.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from support.ordering import Scenario
+from support.packed_ordering import packed_interrupt_scenario, packed_kick_scenario
+
+from impl.errors import MultipleWriters
+from impl.interleave import Explorer
+from impl.memory import Barrier
+from impl.packed_device import PackedDevice
+from impl.packed_driver import PackedDriver
+from impl.packed_layout import pack_descriptor_body
+from impl.spec import PackedEventFlag
+from impl.weak_memory import MODELS, PSO, SC, TSO, WEAK, MemoryModel
+from impl.wrap_math import advance, avail_bits, encode_event, notify_decision, offset_of, wrap_of
+
+Build = Callable[..., Scenario]
+MODES = pytest.mark.parametrize("event_idx", [False, True], ids=["flags", "event_idx"])
+
+
+def _explore(scenario: Scenario, model: MemoryModel) -> None:
+    report = scenario.explore(model)
+    print(f"{scenario.name} {report.summary()}")
+    assert report.passed, report.counterexample()
+    assert report.executions > 1
+    assert report.interleavings >= report.executions
+
+
+@pytest.mark.spec("PACKED-DEV-001")
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.name)
+@MODES
+def test_packed_kick_scenario_passes_every_interleaving(
+    event_idx: bool, model: MemoryModel
+) -> None:
+    """The device takes the lists in ring order, each exactly once, with complete data."""
+    _explore(packed_kick_scenario(event_idx), model)
+
+
+@pytest.mark.spec("PACKED-DEV-002")
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.name)
+@MODES
+def test_packed_interrupt_scenario_passes_every_interleaving(
+    event_idx: bool, model: MemoryModel
+) -> None:
+    """The driver reclaims in the order the device completed, each once, data complete."""
+    _explore(packed_interrupt_scenario(event_idx), model)
+
+
+@MODES
+def test_the_one_writer_mode_refuses_the_packed_ring(event_idx: bool) -> None:
+    """Hand-over is not assumed: without it the explorer stops at the device's first
+    write over a descriptor the driver wrote during the race."""
+    scenario = packed_kick_scenario(event_idx)
+    explorer = Explorer(
+        scenario.sides, scenario.memory, SC, scenario.check, names=scenario.names
+    )
+    with pytest.raises(MultipleWriters, match="desc"):
+        explorer.explore()
+
+
+# --- each barrier removed on one side ---------------------------------------------------
+# side, label, scenario, weakest model needing it, what the first failure says, spec ids
+REMOVALS: list[tuple[str, str, Build, MemoryModel, str, tuple[str, ...]]] = [
+    ("driver", "A", packed_kick_scenario, PSO, "write-write race", ("PACKED-DRV-016",)),
+    ("device", "A", packed_kick_scenario, WEAK, "write-write race", ("PACKED-DEV-005",)),
+    ("driver", "B", packed_kick_scenario, TSO, "lost wake-up", ()),
+    ("device", "B", packed_kick_scenario, TSO, "lost wake-up", ()),
+    ("device", "C", packed_interrupt_scenario, PSO, "the driver reclaimed", ()),
+    ("driver", "C", packed_interrupt_scenario, WEAK, "the driver reclaimed", ()),
+    ("driver", "D", packed_interrupt_scenario, TSO, "lost wake-up", ()),
+    ("device", "D", packed_interrupt_scenario, TSO, "lost wake-up", ()),
+]
+
+
+def _removal_cases() -> list[Any]:
+    cases = []
+    for side, label, build, needed, failure, ids in REMOVALS:
+        for event_idx in (False, True):
+            mode = "event_idx" if event_idx else "flags"
+            cases.append(
+                pytest.param(
+                    side, label, build, needed, failure, event_idx,
+                    id=f"{side}-{label}-{mode}",
+                    marks=[pytest.mark.spec(*ids)] if ids else [],
+                )
+            )
+    return cases
+
+
+@pytest.mark.parametrize(
+    ("side", "label", "build", "needed", "failure", "event_idx"), _removal_cases()
+)
+def test_each_packed_barrier_is_necessary_where_the_table_says(
+    side: str, label: str, build: Build, needed: MemoryModel, failure: str, event_idx: bool
+) -> None:
+    scenario = build(event_idx)
+    dropped = frozenset({(side, label)})
+    for model in MODELS[MODELS.index(needed) :]:
+        report = scenario.explore(model, dropped)
+        print(report.counterexample())
+        assert not report.passed, f"removing {side} barrier {label} went unnoticed on {model.name}"
+        assert (report.failure or "").startswith(failure), report.failure
+        assert f"barrier {label}" in "\n".join(report.trace)
+    for model in MODELS[: MODELS.index(needed)]:
+        report = scenario.explore(model, dropped)
+        assert report.passed, report.counterexample()
+
+
+@pytest.mark.spec("PACKED-DRV-016", "PACKED-DEV-005")
+@pytest.mark.parametrize(("side", "model"), [("driver", PSO), ("device", WEAK)])
+def test_a_missing_barrier_a_also_shows_as_a_stale_list(side: str, model: MemoryModel) -> None:
+    """Past the race the hand-over check reports first, the device reads stale bodies:
+    the data check catches the same removal on its own."""
+    scenario = packed_kick_scenario(False)
+    failures: list[str] = []
+
+    def check(done: Any) -> str | None:
+        failure = scenario.check(done)
+        if failure is not None:
+            failures.append(failure)
+        return failure
+
+    explorer = Explorer(
+        scenario.sides, scenario.memory, model, check,
+        dropped=frozenset({(side, "A")}), names=scenario.names, handover=True,
+    )
+    explorer.explore(stop_at_failure=False)
+    assert any(f.startswith("the device took a buffer whose data reads") for f in failures)
+
+
+# --- misplaced orderings ------------------------------------------------------------
+class FlagsBeforeBody(PackedDriver):
+    """Makes the head available (barrier A, flags), then writes the descriptor body."""
+
+    def _expose(self, ident: int, elements: list[tuple[int, int, int]]) -> None:
+        assert len(elements) == 1, "the scenarios add one-descriptor lists"
+        (addr, length, element_flags), lay = elements[0], self.layout
+        offset = offset_of(self.next_avail, self.size)
+        self.mem.barrier(Barrier.WRITE, "A")
+        flags = element_flags | avail_bits(wrap_of(self.next_avail, self.size))
+        self.mem.write_u16(lay.desc_flags(offset), flags)
+        self.mem.write(lay.desc_addr(offset), pack_descriptor_body(addr, length, ident))
+        self.next_avail = advance(self.next_avail, 1, self.size)
+        self.num_free -= 1
+        self._num_added += 1
+
+
+class EarlyEventRead(PackedDriver):
+    """Reads the Device Event Suppression structure before its full barrier B."""
+
+    def kick_prepare(self) -> bool:
+        flags = self.mem.read_u16(self.layout.device_flags)
+        off_wrap = self.mem.read_u16(self.layout.device_off_wrap)
+        self.mem.barrier(Barrier.FULL, "B")
+        added, self._num_added = self._num_added, 0
+        old, self._kicked_at = self._kicked_at, self.next_avail
+        return bool(notify_decision(
+            flags, off_wrap, added, old, self.next_avail, self.size, event_idx=self.event_idx
+        ))
+
+
+class DeviceNoRecheck(PackedDevice):
+    """Re-enables kicks but never looks at the head's flags again."""
+
+    def enable_notification(self) -> bool:
+        super().enable_notification()
+        return False
+
+
+class DriverNoRecheck(PackedDriver):
+    """Re-enables interrupts but never looks at the used descriptor again."""
+
+    def enable_cb(self) -> bool:
+        super().enable_cb()
+        return True
+
+
+class DeviceFencesFirst(PackedDevice):
+    """Fences (B), then re-enables kicks, then re-checks: the fence on the wrong side."""
+
+    def enable_notification(self) -> bool:
+        self.mem.barrier(Barrier.FULL, "B")
+        if self.event_idx:
+            self.mem.write_u16(
+                self.layout.device_off_wrap, encode_event(self.next_avail, self.size)
+            )
+            self.mem.write_u16(self.layout.device_flags, PackedEventFlag.DESC)
+        else:
+            self.mem.write_u16(self.layout.device_flags, PackedEventFlag.ENABLE)
+        return self._head_available()
+
+
+class DriverFencesFirst(PackedDriver):
+    """Fences (D), then re-enables interrupts: the fence on the wrong side of the write."""
+
+    def _arm(self, event: int) -> None:
+        self.mem.barrier(Barrier.FULL, "D")
+        if self.no_interrupt:
+            self.no_interrupt = False
+            if not self.event_idx:
+                self.mem.write_u16(self.layout.driver_flags, PackedEventFlag.ENABLE)
+        if self.event_idx:
+            self.mem.write_u16(self.layout.driver_off_wrap, encode_event(event, self.size))
+
+
+MISPLACED = [
+    pytest.param(
+        packed_kick_scenario, {"driver_cls": FlagsBeforeBody}, SC, "the device took",
+        id="driver-flags-before-body", marks=pytest.mark.spec("PACKED-DRV-003"),
+    ),
+    pytest.param(
+        packed_kick_scenario, {"driver_cls": EarlyEventRead}, TSO, "lost wake-up",
+        id="driver-reads-event-before-fence",
+    ),
+    pytest.param(
+        packed_kick_scenario, {"device_cls": DeviceNoRecheck}, SC, "lost wake-up",
+        id="device-no-recheck",
+    ),
+    pytest.param(
+        packed_interrupt_scenario, {"driver_cls": DriverNoRecheck}, SC, "lost wake-up",
+        id="driver-no-recheck",
+    ),
+    pytest.param(
+        packed_kick_scenario, {"device_cls": DeviceFencesFirst}, TSO, "lost wake-up",
+        id="device-fences-before-enabling",
+    ),
+    pytest.param(
+        packed_interrupt_scenario, {"driver_cls": DriverFencesFirst}, TSO, "lost wake-up",
+        id="driver-fences-before-enabling",
+    ),
+]
+
+
+@pytest.mark.parametrize(("build", "classes", "needed", "failure"), MISPLACED)
+@MODES
+def test_misplaced_packed_ordering_is_caught(
+    build: Build, classes: dict[str, Any], needed: MemoryModel, failure: str, event_idx: bool
+) -> None:
+    scenario = build(event_idx, **classes)
+    report = scenario.explore(needed)
+    print(report.counterexample())
+    assert (report.failure or "").startswith(failure), report.failure
+    assert report.trace
+    for model in MODELS[: MODELS.index(needed)]:
+        assert scenario.explore(model).passed
+
+
+def test_packed_counterexample_is_a_readable_trace() -> None:
+    """The store-buffering lost wake-up of the driver's barrier B on the packed ring."""
+    report = packed_kick_scenario(False).explore(TSO, frozenset({("driver", "B")}))
+    text = report.counterexample()
+    print(text)
+    assert (report.failure or "").startswith("lost wake-up")
+    assert "PackedDriver.kick_prepare: barrier B (mb) REMOVED" in text
+    assert "read device_event.flags" in text
+    assert "PackedDevice.enable_notification: write device_event.flags = 0 (buffered)" in text
+    assert len(report.trace) < 40
