@@ -16,20 +16,32 @@ from typing import Any
 
 import pytest
 from support.ordering import Scenario
-from support.packed_ordering import packed_interrupt_scenario, packed_kick_scenario
+from support.packed_ordering import (
+    LISTS,
+    PACKED_STANDARD,
+    PackedGeometry,
+    packed_interrupt_scenario,
+    packed_kick_scenario,
+)
 
 from impl.errors import MultipleWriters
 from impl.interleave import Explorer
 from impl.memory import Barrier
 from impl.packed_device import PackedDevice
 from impl.packed_driver import PackedDriver
-from impl.packed_layout import pack_descriptor_body
-from impl.spec import PackedEventFlag
+from impl.packed_layout import pack_descriptor, pack_descriptor_body
+from impl.spec import PackedDescFlag, PackedEventFlag
 from impl.weak_memory import MODELS, PSO, SC, TSO, WEAK, MemoryModel
 from impl.wrap_math import advance, avail_bits, encode_event, notify_decision, offset_of, wrap_of
 
 Build = Callable[..., Scenario]
+_NEXT = int(PackedDescFlag.NEXT)
 MODES = pytest.mark.parametrize("event_idx", [False, True], ids=["flags", "event_idx"])
+SHAPES = pytest.mark.parametrize(
+    "geometry", [PACKED_STANDARD, LISTS], ids=["size2-single", "size4-lists"]
+)
+"""Size 2 with one-descriptor buffers; size 4 with two-descriptor lists, one crossing
+the end of the ring (head at offset 3, tail at offset 0 under the flipped counter)."""
 
 
 def _explore(scenario: Scenario, model: MemoryModel) -> None:
@@ -40,24 +52,27 @@ def _explore(scenario: Scenario, model: MemoryModel) -> None:
     assert report.interleavings >= report.executions
 
 
-@pytest.mark.spec("PACKED-DEV-001")
+@pytest.mark.spec("PACKED-DEV-001", "PACKED-DEV-007")
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.name)
 @MODES
+@SHAPES
 def test_packed_kick_scenario_passes_every_interleaving(
-    event_idx: bool, model: MemoryModel
+    geometry: PackedGeometry, event_idx: bool, model: MemoryModel
 ) -> None:
-    """The device takes the lists in ring order, each exactly once, with complete data."""
-    _explore(packed_kick_scenario(event_idx), model)
+    """The device takes the lists in ring order, each exactly once, each list's
+    descriptors in order with complete data (the log replays on the model)."""
+    _explore(packed_kick_scenario(event_idx, geometry=geometry), model)
 
 
 @pytest.mark.spec("PACKED-DEV-002")
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.name)
 @MODES
+@SHAPES
 def test_packed_interrupt_scenario_passes_every_interleaving(
-    event_idx: bool, model: MemoryModel
+    geometry: PackedGeometry, event_idx: bool, model: MemoryModel
 ) -> None:
     """The driver reclaims in the order the device completed, each once, data complete."""
-    _explore(packed_interrupt_scenario(event_idx), model)
+    _explore(packed_interrupt_scenario(event_idx, geometry=geometry), model)
 
 
 @MODES
@@ -90,24 +105,31 @@ def _removal_cases() -> list[Any]:
     cases = []
     for side, label, build, needed, failure, ids in REMOVALS:
         for event_idx in (False, True):
-            mode = "event_idx" if event_idx else "flags"
-            cases.append(
-                pytest.param(
-                    side, label, build, needed, failure, event_idx,
-                    id=f"{side}-{label}-{mode}",
-                    marks=[pytest.mark.spec(*ids)] if ids else [],
+            for shape, geometry in (("single", PACKED_STANDARD), ("lists", LISTS)):
+                mode = "event_idx" if event_idx else "flags"
+                cases.append(
+                    pytest.param(
+                        side, label, build, needed, failure, event_idx, geometry,
+                        id=f"{side}-{label}-{mode}-{shape}",
+                        marks=[pytest.mark.spec(*ids)] if ids else [],
+                    )
                 )
-            )
     return cases
 
 
 @pytest.mark.parametrize(
-    ("side", "label", "build", "needed", "failure", "event_idx"), _removal_cases()
+    ("side", "label", "build", "needed", "failure", "event_idx", "geometry"), _removal_cases()
 )
 def test_each_packed_barrier_is_necessary_where_the_table_says(
-    side: str, label: str, build: Build, needed: MemoryModel, failure: str, event_idx: bool
+    side: str,
+    label: str,
+    build: Build,
+    needed: MemoryModel,
+    failure: str,
+    event_idx: bool,
+    geometry: PackedGeometry,
 ) -> None:
-    scenario = build(event_idx)
+    scenario = build(event_idx, geometry=geometry)
     dropped = frozenset({(side, label)})
     for model in MODELS[MODELS.index(needed) :]:
         report = scenario.explore(model, dropped)
@@ -157,6 +179,23 @@ class FlagsBeforeBody(PackedDriver):
         self.next_avail = advance(self.next_avail, 1, self.size)
         self.num_free -= 1
         self._num_added += 1
+
+
+class HeadFirst(PackedDriver):
+    """Writes the whole head descriptor, flags included, before the rest of its list."""
+
+    def _expose(self, ident: int, elements: list[tuple[int, int, int]]) -> None:
+        lay, pos, last = self.layout, self.next_avail, len(elements) - 1
+        for i, (addr, length, element_flags) in enumerate(elements):
+            flags = element_flags | avail_bits(wrap_of(pos, self.size)) | (_NEXT if i < last else 0)
+            if i == 0:
+                self.mem.barrier(Barrier.WRITE, "A")
+            at = lay.desc_addr(offset_of(pos, self.size))
+            self.mem.write(at, pack_descriptor(addr, length, ident, flags))
+            pos = advance(pos, 1, self.size)
+        self.next_avail = pos
+        self.num_free -= len(elements)
+        self._num_added += len(elements)
 
 
 class EarlyEventRead(PackedDriver):
@@ -221,6 +260,10 @@ MISPLACED = [
     pytest.param(
         packed_kick_scenario, {"driver_cls": FlagsBeforeBody}, SC, "the device took",
         id="driver-flags-before-body", marks=pytest.mark.spec("PACKED-DRV-003"),
+    ),
+    pytest.param(
+        packed_kick_scenario, {"driver_cls": HeadFirst, "geometry": LISTS}, SC, "the device",
+        id="driver-head-before-tail", marks=pytest.mark.spec("PACKED-DRV-011"),
     ),
     pytest.param(
         packed_kick_scenario, {"driver_cls": EarlyEventRead}, TSO, "lost wake-up",

@@ -55,10 +55,26 @@ SIZE = 2
 
 @dataclass(frozen=True)
 class PackedGeometry:
-    """A packed ring of `size` descriptors from address 0, then the buffers' data."""
+    """A packed ring of `size` descriptors from address 0, then the buffers' data.
+
+    Buffers 1..`buffers` are lists of `segments` descriptors each (their data split
+    evenly); buffer 0, the first round's, is one descriptor, so with lists the race
+    starts at an odd offset and a list crosses the end of the ring.
+    """
 
     size: int = SIZE
     buffers: int = 2
+    segments: int = 1
+
+    def parts(self, i: int) -> list[Segment]:
+        """Buffer `i`'s segments: its data split into `segments` pieces (1 for buffer 0)."""
+        count = 1 if i == 0 else self.segments
+        piece = LENGTH // count
+        return [Segment(self.data(i) + piece * k, piece) for k in range(count)]
+
+    def pieces(self, i: int) -> tuple[bytes, ...]:
+        """Buffer `i`'s data as its segments hold it."""
+        return tuple(self.payload(i)[seg.addr - self.data(i) :][: seg.len] for seg in self.parts(i))
 
     @property
     def layout(self) -> PackedLayout:
@@ -130,14 +146,15 @@ class _PackedPair:
     model: VirtqueueModel
 
     def add(self, i: int, *, writable: bool) -> None:
-        segment = [Segment(self.g.data(i), LENGTH)]
+        segments = self.g.parts(i)
         if writable:
-            self.driver.add_inbuf(segment, self.g.token(i))
-            self.model.add(self.g.token(i), Buffer((), (LENGTH,)))
+            self.driver.add_inbuf(segments, self.g.token(i))
+            room = tuple(seg.len for seg in segments)
+            self.model.add(self.g.token(i), Buffer((), room), len(segments))
         else:
             self.base.write(self.g.data(i), self.g.payload(i))
-            self.driver.add_outbuf(segment, self.g.token(i))
-            self.model.add(self.g.token(i), Buffer((self.g.payload(i),), ()))
+            self.driver.add_outbuf(segments, self.g.token(i))
+            self.model.add(self.g.token(i), Buffer(self.g.pieces(i), ()), len(segments))
 
     def kick(self) -> None:
         self.driver.kick_prepare()
@@ -208,15 +225,15 @@ def _refines(
 
 
 def _run_of(
-    mem: GuestMemory, layout: PackedLayout, pos: int, marked: Callable[[int, int], Any]
+    mem: GuestMemory, g: PackedGeometry, pos: int, marked: Callable[[int, int], Any]
 ) -> int:
-    """How many descriptors from `pos` on are marked (available or used) for their lap."""
-    size, count = layout.size, 0
-    while count < size:
-        flags = mem.read_u16(layout.desc_flags(offset_of(pos, size)))
-        if not marked(flags, wrap_of(pos, size)):
+    """How many of the race's lists from `pos` on have their head marked for its lap."""
+    layout, count = g.layout, 0
+    while count < g.buffers:
+        flags = mem.read_u16(layout.desc_flags(offset_of(pos, g.size)))
+        if not marked(flags, wrap_of(pos, g.size)):
             break
-        pos, count = advance(pos, 1, size), count + 1
+        pos, count = advance(pos, g.segments, g.size), count + 1
     return count
 
 
@@ -226,7 +243,7 @@ def _publish_and_kick(g: PackedGeometry, drv: Any, mem: GuestMemory) -> tuple[An
     kicks = []
     for i in range(1, g.buffers + 1):
         mem.write(g.data(i), g.payload(i))
-        drv.add_outbuf([Segment(g.data(i), LENGTH)], g.token(i))
+        drv.add_outbuf(g.parts(i), g.token(i))
         kicks.append(drv.kick_prepare())
     return drv, kicks
 
@@ -252,14 +269,15 @@ def _check_kick(pair: _PackedPair, done: Finished) -> str | None:
     (drv, kicks), (dev, log) = done.result(0), done.result(1)
     replay = copy.deepcopy(pair.model)
     for i in range(1, g.buffers + 1):
-        replay.add(g.token(i), Buffer((g.payload(i),), ()))
+        replay.add(g.token(i), Buffer(g.pieces(i), ()), len(g.parts(i)))
     for entry in log:
         if entry[0] == "pop":
             token, buffer = replay.pop() or (None, None)
-            if buffer is None or entry[2] != buffer.out[0]:
+            wrote = b"".join(buffer.out) if buffer is not None else b""
+            if buffer is None or entry[2] != wrote:
                 return (
                     f"the device took a buffer whose data reads {entry[2].hex()}; "
-                    f"the driver made {token} available with {buffer and buffer.out[0].hex()}"
+                    f"the driver made {token} available with {wrote.hex()}"
                 )
         elif entry[0] == "push":
             replay.push_used(drv.token_of(entry[1]), b"")
@@ -267,7 +285,7 @@ def _check_kick(pair: _PackedPair, done: Finished) -> str | None:
             replay.enable_notification()
         else:
             replay.disable_notification()
-    pending = _run_of(done.memory, g.layout, dev.next_avail, is_available)
+    pending = _run_of(done.memory, g, dev.next_avail, is_available)
     if pending and not any(kicks[-pending:]):
         return (
             f"lost wake-up: {pending} list(s) left available, the device went idle "
@@ -345,7 +363,7 @@ def _check_used(pair: _PackedPair, returned: list[int], done: Finished) -> str |
             replay.enable_cb()
         else:
             replay.disable_cb()
-    pending = _run_of(done.memory, g.layout, drv.last_used_idx, is_used) if drv.outstanding else 0
+    pending = _run_of(done.memory, g, drv.last_used_idx, is_used) if drv.outstanding else 0
     if pending and not any(interrupts[-pending:]):
         return (
             f"lost wake-up: {pending} used descriptor(s) not reclaimed, the driver went idle "
@@ -379,6 +397,10 @@ def packed_interrupt_scenario(
         partial(_complete_and_notify, geometry, returns),
         lambda done: _raised(done) or _check_used(pair, list(numbers), done),
     )
+
+
+LISTS = PackedGeometry(size=4, segments=2)
+"""Two lists of two descriptors in a ring of 4, the second crossing the ring's end."""
 
 
 def packed_scenarios() -> list[Scenario]:
