@@ -32,10 +32,19 @@ from impl.packed_driver import PackedDriver
 from impl.packed_layout import pack_descriptor, pack_descriptor_body
 from impl.spec import PackedDescFlag, PackedEventFlag
 from impl.weak_memory import MODELS, PSO, SC, TSO, WEAK, MemoryModel
-from impl.wrap_math import advance, avail_bits, encode_event, notify_decision, offset_of, wrap_of
+from impl.wrap_math import (
+    advance,
+    avail_bits,
+    encode_event,
+    notify_decision,
+    offset_of,
+    used_bits,
+    wrap_of,
+)
 
 Build = Callable[..., Scenario]
 _NEXT = int(PackedDescFlag.NEXT)
+_WRITE = int(PackedDescFlag.WRITE)
 MODES = pytest.mark.parametrize("event_idx", [False, True], ids=["flags", "event_idx"])
 SHAPES = pytest.mark.parametrize(
     "geometry", [PACKED_STANDARD, LISTS], ids=["size2-single", "size4-lists"]
@@ -212,6 +221,21 @@ class EarlyEventRead(PackedDriver):
         ))
 
 
+class UsedFlagsFirst(PackedDevice):
+    """Marks the descriptor used (barrier C, flags) and *then* writes its id and len."""
+
+    def _write_used(self, ring_list: Any, written: int, descs: int | None = None) -> None:
+        offset = offset_of(self.next_used, self.size)
+        flags = used_bits(wrap_of(self.next_used, self.size)) | (_WRITE if written else 0)
+        self.mem.barrier(Barrier.WRITE, "C")
+        self.mem.write_u16(self.layout.desc_flags(offset), flags)
+        self.mem.write_u16(self.layout.desc_id(offset), ring_list.id)
+        self.mem.write_u32(self.layout.desc_len(offset), written)
+        count = len(ring_list.descs) if descs is None else descs
+        self.next_used = advance(self.next_used, count, self.size)
+        self._unsignalled += count
+
+
 class DeviceNoRecheck(PackedDevice):
     """Re-enables kicks but never looks at the head's flags again."""
 
@@ -266,6 +290,11 @@ MISPLACED = [
         id="driver-head-before-tail", marks=pytest.mark.spec("PACKED-DRV-011"),
     ),
     pytest.param(
+        packed_interrupt_scenario, {"device_cls": UsedFlagsFirst, "geometry": LISTS}, SC,
+        "the driver reclaimed",
+        id="device-used-flags-before-len", marks=pytest.mark.spec("PACKED-DEV-006"),
+    ),
+    pytest.param(
         packed_kick_scenario, {"driver_cls": EarlyEventRead}, TSO, "lost wake-up",
         id="driver-reads-event-before-fence",
     ),
@@ -300,6 +329,17 @@ def test_misplaced_packed_ordering_is_caught(
     assert report.trace
     for model in MODELS[: MODELS.index(needed)]:
         assert scenario.explore(model).passed
+
+
+@MODES
+def test_used_flags_first_is_invisible_where_stale_and_fresh_values_coincide(
+    event_idx: bool,
+) -> None:
+    """A blind spot, stated: with one-descriptor buffers the driver already wrote the
+    id and a len equal to the one the device reports, so the misplacement above reads
+    the same values either way and every model passes (docs/ordering.md)."""
+    scenario = packed_interrupt_scenario(event_idx, device_cls=UsedFlagsFirst)
+    assert all(scenario.explore(model).passed for model in MODELS)
 
 
 def test_packed_counterexample_is_a_readable_trace() -> None:
