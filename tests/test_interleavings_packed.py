@@ -22,6 +22,7 @@ from support.packed_ordering import (
     PackedGeometry,
     packed_interrupt_scenario,
     packed_kick_scenario,
+    packed_polling_scenario,
 )
 
 from impl.errors import MultipleWriters
@@ -82,6 +83,35 @@ def test_packed_interrupt_scenario_passes_every_interleaving(
 ) -> None:
     """The driver reclaims in the order the device completed, each once, data complete."""
     _explore(packed_interrupt_scenario(event_idx, geometry=geometry), model)
+
+
+@pytest.mark.spec("PACKED-DEV-002")
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.name)
+@SHAPES
+def test_packed_polling_with_callbacks_on_passes_every_interleaving(
+    geometry: PackedGeometry, model: MemoryModel
+) -> None:
+    """Event index, callbacks left on: get_buf names the next position and fences (D)."""
+    _explore(packed_polling_scenario(geometry=geometry), model)
+
+
+@pytest.mark.parametrize(
+    "dropped",
+    [("driver", "D", "PackedDriver.get_buf"), ("device", "D")],
+    ids=["driver-D-in-get_buf", "device-D"],
+)
+@SHAPES
+def test_the_fence_after_get_buf_names_the_next_position_is_necessary(
+    geometry: PackedGeometry, dropped: tuple[str, ...]
+) -> None:
+    """Only the polling scenario reaches get_buf's fence; removing it alone loses a wake-up."""
+    scenario = packed_polling_scenario(geometry=geometry)
+    assert scenario.explore(SC, frozenset({dropped})).passed
+    for model in (TSO, PSO, WEAK):
+        report = scenario.explore(model, frozenset({dropped}))
+        print(report.counterexample())
+        assert (report.failure or "").startswith("lost wake-up")
+        assert "barrier D" in "\n".join(report.trace)
 
 
 @MODES

@@ -399,6 +399,46 @@ def packed_interrupt_scenario(
     )
 
 
+def _reclaim_until_empty(g: PackedGeometry, drv: Any, mem: GuestMemory) -> tuple[Any, list[Any]]:
+    """An interrupt handler with callbacks left on: reclaim until get_buf finds nothing."""
+    log: list[tuple[Any, ...]] = []
+    while (got := drv.get_buf()) is not None:
+        token, length = got
+        log.append(("get", token, mem.read(g.data(g.buffer_of(token)), length)))
+    return drv, log
+
+
+def packed_polling_scenario(
+    driver_cls: DriverClass = PackedDriver,
+    device_cls: DeviceClass = PackedDevice,
+    geometry: PackedGeometry = PACKED_STANDARD,
+) -> Scenario:
+    """Event-index mode, callbacks left on: the driver's interrupt handler (started by
+    buffer 1's interrupt) reclaims until `get_buf` finds nothing, while the device marks
+    the other buffers used. Each `get_buf` that reclaims names the next position in the
+    Driver structure and fences (driver D in `get_buf`) before the next one reads the
+    flags: the store-buffering pair with the device's `needs_notification`."""
+    pair = _pair(True, geometry, driver_cls, device_cls)
+    pair.add(0, writable=True)
+    pair.kick()
+    pair.complete(0, pair.pop(), writable=True)
+    pair.reclaim()
+    numbers = range(1, geometry.buffers + 1)
+    for i in numbers:
+        pair.add(i, writable=True)
+    pair.kick()
+    returns = [(i, pair.pop()) for i in numbers]
+    first, head = returns[0]
+    pair.complete(first, head, writable=True)
+    later = returns[1:]
+    return pair.scenario(
+        "polling",
+        partial(_reclaim_until_empty, geometry),
+        partial(_complete_and_notify, geometry, later),
+        lambda done: _raised(done) or _check_used(pair, [i for i, _ in later], done),
+    )
+
+
 LISTS = PackedGeometry(size=4, segments=2)
 """Two lists of two descriptors in a ring of 4, the second crossing the ring's end."""
 
