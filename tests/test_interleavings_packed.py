@@ -11,10 +11,13 @@ the packed ring outright.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, note
+from hypothesis import strategies as st
 from support.ordering import Scenario
 from support.packed_ordering import (
     LISTS,
@@ -382,3 +385,55 @@ def test_packed_counterexample_is_a_readable_trace() -> None:
     assert "read device_event.flags" in text
     assert "PackedDevice.enable_notification: write device_event.flags = 0 (buffered)" in text
     assert len(report.trace) < 40
+
+
+# --- larger packed rings, sampled -----------------------------------------------------
+@st.composite
+def packed_geometries(draw: st.DrawFn) -> PackedGeometry:
+    size = draw(st.sampled_from([2, 4, 8]))
+    segments = draw(st.sampled_from([s for s in (1, 2, 4) if s <= size]))
+    buffers = draw(st.integers(1, min(4, size // segments)))
+    return PackedGeometry(size=size, buffers=buffers, segments=segments)
+
+
+@pytest.mark.spec("PACKED-DEV-001", "PACKED-DEV-002", "PACKED-DEV-007")
+@given(
+    geometry=packed_geometries(),
+    event_idx=st.booleans(),
+    kick=st.booleans(),
+    model=st.sampled_from(MODELS),
+    data=st.data(),
+)
+def test_sampled_schedules_of_larger_packed_rings_pass(
+    geometry: PackedGeometry,
+    event_idx: bool,
+    kick: bool,
+    model: MemoryModel,
+    data: st.DataObject,
+) -> None:
+    """Queue sizes up to 8, lists of up to 4 descriptors, up to 4 in flight: one drawn
+    schedule at a time (`Explorer.walk`), the same checks, hand-over checked at every write."""
+    build = packed_kick_scenario if kick else packed_interrupt_scenario
+    scenario = build(event_idx, geometry=geometry)
+    report = scenario.explorer(model).walk(
+        lambda n: data.draw(st.integers(0, n - 1)) if n > 1 else 0
+    )
+    note(report.counterexample())
+    assert report.passed, report.counterexample()
+
+
+def test_a_sampled_schedule_reports_a_hand_over_race_with_its_trace() -> None:
+    """`walk` reports a write-write race as a failure with the schedule so far."""
+    scenario = packed_kick_scenario(False)
+    explorer = scenario.explorer(PSO, frozenset({("driver", "A")}))
+    chooser = random.Random(11)
+    races = []
+    for _ in range(200):
+        report = explorer.walk(lambda n: chooser.randrange(n))
+        if (report.failure or "").startswith("write-write race"):
+            races.append(report)
+    assert races, "200 random schedules never raced"
+    text = races[0].counterexample()
+    print(text)
+    assert "barrier A (wmb) REMOVED" in text
+    assert "write desc[" in text.splitlines()[-1]
