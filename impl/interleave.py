@@ -35,7 +35,8 @@ Rules:
   editing the code under test.
 
 Spec: §2.7.13.3, §2.7.13.4 (SPLIT-DRV-024, SPLIT-DRV-025), §2.7.8 (SPLIT-DEV-013),
-§2.7.7.2 and §2.7.10.2 (the notification promises the checks enforce).
+§2.7.7.2 and §2.7.10.2 (the notification promises the checks enforce); §2.8.6 and
+§2.8.21.1 (the packed ring: used descriptors overwrite available ones, `handover`).
 """
 
 from __future__ import annotations
