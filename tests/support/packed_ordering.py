@@ -266,7 +266,8 @@ def _drain_then_idle(dev: Any, mem: GuestMemory) -> tuple[Any, list[tuple[Any, .
 
 def _check_kick(pair: _PackedPair, done: Finished) -> str | None:
     g = pair.g
-    (drv, kicks), (dev, log) = done.result(0), done.result(1)
+    results: Any = (done.result(0), done.result(1))
+    (drv, kicks), (dev, log) = results
     replay = copy.deepcopy(pair.model)
     for i in range(1, g.buffers + 1):
         replay.add(g.token(i), Buffer(g.pieces(i), ()), len(g.parts(i)))
@@ -346,7 +347,8 @@ def _reclaim_then_idle(g: PackedGeometry, drv: Any, mem: GuestMemory) -> tuple[A
 
 def _check_used(pair: _PackedPair, returned: list[int], done: Finished) -> str | None:
     g = pair.g
-    (drv, log), (dev, interrupts) = done.result(0), done.result(1)
+    results: Any = (done.result(0), done.result(1))
+    (drv, log), (dev, interrupts) = results
     replay = copy.deepcopy(pair.model)
     for i in returned:
         replay.push_used(g.token(i), g.payload(i))
