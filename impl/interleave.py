@@ -22,18 +22,26 @@ Rules:
 - `interleavings` counts the schedules the states stand for (paths in the state graph
   from the start to a finished state); `executions` counts distinct finished states,
   each checked once after draining all buffers (quiescence).
-- Every shared byte must have one writer (as every ring field has, §2.7): the
-  reductions below rely on it, and a second writer raises `MultipleWriters`.
+- Every shared byte must have one writer (as every split ring field has, §2.7): the
+  reductions below rely on it, and a second writer raises `MultipleWriters`. With
+  `handover=True` (the packed ring, §2.8, whose used descriptors overwrite available
+  ones) a byte may change writer, provided no other side's write to it is still
+  pending (buffered, or queued for the writer) when it writes: then there is one
+  order of writes per byte and the reductions hold. The explorer checks that at every
+  write; a write that races a pending one is a failure of the execution (a write-write
+  race: which value lands is up to the hardware), reported with its trace.
 - A barrier can be removed for one side by label, or by label and the function that
   makes it (`dropped`), which is how the tests show each barrier necessary without
   editing the code under test.
 
 Spec: §2.7.13.3, §2.7.13.4 (SPLIT-DRV-024, SPLIT-DRV-025), §2.7.8 (SPLIT-DEV-013),
-§2.7.7.2 and §2.7.10.2 (the notification promises the checks enforce).
+§2.7.7.2 and §2.7.10.2 (the notification promises the checks enforce); §2.8.6 and
+§2.8.21.1 (the packed ring: used descriptors overwrite available ones, `handover`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -51,6 +59,7 @@ from .weak_memory import (
     forwarded,
     initial,
     load,
+    pending_elsewhere,
     read_choices,
     store,
 )
@@ -132,6 +141,10 @@ class Report:
 Namer = Callable[[int], str]
 
 
+class _Race(Exception):
+    """A write while another side's write to the same bytes is pending (handover mode)."""
+
+
 class Explorer:
     """Explores every interleaving of `sides` over `memory` under `model` (module rules)."""
 
@@ -145,6 +158,7 @@ class Explorer:
         dropped: frozenset[tuple[str, ...]] = frozenset(),
         names: Namer = hex,
         limit: int = 10_000,
+        handover: bool = False,
     ) -> None:
         self.sides = tuple(sides)
         self.memory = memory
@@ -153,6 +167,7 @@ class Explorer:
         self.dropped = dropped
         self.names = names
         self.limit = limit
+        self.handover = handover
         self._children: dict[tuple[int, bytes], int] = {}
         self._histories: list[tuple[bytes, ...]] = [()]
         self._runs: dict[tuple[int, int], SideRun] = {}
@@ -219,7 +234,7 @@ class Explorer:
         if log is not None:
             log.append(self._line(side, access, ""))
         if access.op is Op.WRITE:
-            self._claim(side, access)
+            self._claim(shared, side, access)
             shared = store(self.model, shared, side, access.addr, access.data)
             return shared, (history, count + 1)
         assert access.barrier is not None
@@ -227,8 +242,19 @@ class Explorer:
             return shared, (history, count + 1)
         return fence(self.model, shared, side, access.barrier), (history, count + 1)
 
-    def _claim(self, side: int, access: Access) -> None:
-        """Record `side` as the writer of these bytes; refuse a second writer."""
+    def _claim(self, shared: Shared, side: int, access: Access) -> None:
+        """Record `side` as the writer of these bytes; refuse a second writer.
+
+        In handover mode: refuse only a write racing another side's pending one.
+        """
+        if self.handover:
+            if pending_elsewhere(shared, side, access.addr, access.length):
+                raise _Race(
+                    f"write-write race: the {self.sides[side].name} wrote "
+                    f"{self.names(access.addr)} while the other side's write to it was "
+                    "not yet visible (ownership hand-over broken)"
+                )
+            return
         for addr in range(access.addr, access.addr + access.length):
             owner = self._writer.setdefault(addr, side)
             if owner != side:
@@ -310,7 +336,11 @@ class Explorer:
         """Walk every state breadth first; check each finished one (module rules)."""
         began = time.perf_counter()
         report = Report(self.model.name)
-        start = self._start()
+        opening: list[str] = []
+        try:
+            start = self._start(opening)
+        except _Race as race:
+            return self._raced_at_start(report, race, opening, began)
         parent: dict[State, tuple[State, Event] | None] = {start: None}
         successors: dict[State, list[State]] = {}
         queue = deque([start])
@@ -328,11 +358,21 @@ class Explorer:
                 continue
             children = successors.setdefault(state, [])
             for event in events:
-                child = self._step(state, event, None)
+                try:
+                    child = self._step(state, event, None)
+                except _Race as race:
+                    if report.failure is None:
+                        report.failure = str(race)
+                        report.trace = self._trace(parent, state, event)
+                    if stop_at_failure:
+                        break
+                    continue
                 children.append(child)
                 if child not in parent:
                     parent[child] = (state, event)
                     queue.append(child)
+            if report.failure is not None and stop_at_failure:
+                break
         report.states = len(parent)
         if report.failure is None:
             report.interleavings = _count_paths(start, successors)
@@ -349,11 +389,19 @@ class Explorer:
         began = time.perf_counter()
         report = Report(self.model.name, executions=1, interleavings=1)
         opening: list[str] = []
-        state = self._start(opening)
+        try:
+            state = self._start(opening)
+        except _Race as race:
+            return self._raced_at_start(report, race, opening, began)
         lines = _grouped(opening)
         while events := self._events(state):
             log: list[str] = []
-            state = self._step(state, events[choose(len(events))], log)
+            try:
+                state = self._step(state, events[choose(len(events))], log)
+            except _Race as race:
+                report.failure, report.trace = str(race), lines + _grouped(log)
+                report.seconds = time.perf_counter() - began
+                return report
             lines += _grouped(log)
             report.states += 1
         report.failure = self.check(self._finish(state))
@@ -362,8 +410,21 @@ class Explorer:
         report.seconds = time.perf_counter() - began
         return report
 
-    def _trace(self, parent: dict[State, tuple[State, Event] | None], end: State) -> list[str]:
-        """Replay the path to `end` and describe each decision."""
+    def _raced_at_start(
+        self, report: Report, race: _Race, opening: list[str], began: float
+    ) -> Report:
+        """The sides' opening local accesses already race (handover mode): one failure."""
+        report.failure, report.trace = str(race), _grouped(opening)
+        report.seconds = time.perf_counter() - began
+        return report
+
+    def _trace(
+        self,
+        parent: dict[State, tuple[State, Event] | None],
+        end: State,
+        last: Event | None = None,
+    ) -> list[str]:
+        """Replay the path to `end` (then `last`, which races) and describe each decision."""
         path: list[Event] = []
         link = parent[end]
         while link is not None:
@@ -375,6 +436,11 @@ class Explorer:
         for event in reversed(path):
             log: list[str] = []
             state = self._step(state, event, log)
+            lines += _grouped(log)
+        if last is not None:
+            log = []
+            with contextlib.suppress(_Race):
+                self._step(state, last, log)
             lines += _grouped(log)
         return lines
 

@@ -24,9 +24,12 @@ Rules:
     store buffer and applies the queue. This is the store buffer plus invalidate queue
     machine of McKenney's "Memory Barriers: a Hardware View for Software Hackers", the
     usual way to explain why `virtio_rmb` exists.
-- Every address has one writer in a ring (§2.7): reads fully served from a side's own
-  store buffer are therefore local to that side, which the explorer uses to merge
-  them into the previous step.
+- Every address has one writer in a split ring (§2.7): reads fully served from a side's
+  own store buffer are therefore local to that side, which the explorer uses to merge
+  them into the previous step. The packed ring (§2.8) hands descriptor bytes over: the
+  driver writes them, the device overwrites them used. That stays sound while at most
+  one side has a write to a byte not yet visible everywhere; `pending_elsewhere` is the
+  test the explorer makes at every write to enforce it (ownership hand-over).
 
 Spec: §2.7.13.3 (barrier before avail idx), §2.7.13.4 (barrier before reading the
 suppression fields), §2.7.8 (used element before used idx); Linux's virtio_wmb,
@@ -115,6 +118,21 @@ def forwarded(shared: Shared, side: int, addr: int, length: int) -> bool:
         for byte in range(max(addr, start), min(addr + length, start + len(data))):
             covered[byte - addr] = 1
     return all(covered)
+
+
+def pending_elsewhere(shared: Shared, side: int, addr: int, length: int) -> bool:
+    """Whether a write by another side to `[addr, addr + length)` is not yet visible to all.
+
+    That is: still in another side's store buffer, or still queued for `side` (WEAK).
+    With two sides this is exact; with more, a write queued for a third side counts too
+    (it may be `side`'s own, so the test is then conservative).
+    """
+    window = (addr, bytes(length))
+    for other, buffer in enumerate(shared.buffers):
+        if other != side and any(e is not None and _overlaps(e, window) for e in buffer):
+            return True
+    queues = shared.incoming if len(shared.views) > 2 else (shared.incoming[side],)
+    return any(_overlaps(entry, window) for queue in queues for entry in queue)
 
 
 def store(model: MemoryModel, shared: Shared, side: int, addr: int, data: bytes) -> Shared:

@@ -21,7 +21,9 @@ from impl.memory import Barrier, GuestMemory
 from impl.weak_memory import MODELS, PSO, SC, TSO, WEAK, MemoryModel
 
 Op = tuple[str, int, int]
-"""("w", addr, value), ("r", addr, 0) or ("f", barrier index, 0)."""
+"""("w", addr, value), ("r", addr, 0), ("f", barrier index, 0), or ("c", addr, value):
+write only if the side's last read returned non-zero (a hand-over, for the packed ring's
+test of `handover` mode in tests/test_interleavings_packed.py)."""
 KINDS = (Barrier.READ, Barrier.WRITE, Barrier.FULL)
 OWN = ((0, 2), (4, 6))
 """The words each side may write (one writer per word, as in a ring)."""
@@ -41,8 +43,10 @@ def run(program: tuple[Op, ...], name: str) -> Side:
     def body(mem: GuestMemory) -> tuple[int, ...]:
         seen = []
         for kind, a, b in program:
-            if kind == "w":
+            if kind == "w" or (kind == "c" and seen and seen[-1]):
                 mem.write_u16(a, b)
+            elif kind == "c":
+                continue
             elif kind == "r":
                 seen.append(mem.read_u16(a))
             else:
@@ -66,9 +70,16 @@ def explorer_outcomes(
 
 
 def eager_outcomes(
-    first: tuple[Op, ...], second: tuple[Op, ...], model: MemoryModel
+    first: tuple[Op, ...],
+    second: tuple[Op, ...],
+    model: MemoryModel,
+    races: set[tuple[object, object]] | None = None,
 ) -> set[tuple[object, object]]:
-    """Every schedule, with explicit flush and apply events (no reduction at all)."""
+    """Every schedule, with explicit flush and apply events (no reduction at all).
+
+    With `races`, a write to a word while the other side's write to it is pending (in
+    that side's buffer or in the writer's queue) adds the reads so far to `races`.
+    """
     progs = (first, second)
     fence_marker = ("fence", 0)
     outcomes: set[tuple[object, object]] = set()
@@ -117,6 +128,14 @@ def eager_outcomes(
         pcs, reads, views, bufs, queues = state
         kind, a, b = progs[side][pcs[side]]
         pcs = (*pcs[:side], pcs[side] + 1, *pcs[side + 1:])
+        if kind == "c":
+            if not (reads[side] and reads[side][-1]):
+                return pcs, reads, views, bufs, queues
+            kind = "w"
+        if kind == "w" and races is not None:
+            other_buf = [e for e in bufs[1 - side] if e != fence_marker]
+            if any(e[0] == a for e in other_buf) or any(e[0] == a for e in queues[side]):
+                races.add(tuple(reads))  # type: ignore[arg-type]
         if kind == "r":
             value = dict(views[side]).get(a, 0)
             for entry in bufs[side]:

@@ -76,6 +76,7 @@ class Scenario:
     memory: bytes
     check: Callable[[Finished], str | None]
     names: Callable[[int], str] = hex
+    handover: bool = False
 
     def explore(
         self,
@@ -92,7 +93,13 @@ class Scenario:
     ) -> Explorer:
         """An explorer of this scenario (for a full exploration or sampled schedules)."""
         return Explorer(
-            self.sides, self.memory, model, self.check, dropped=dropped, names=self.names
+            self.sides,
+            self.memory,
+            model,
+            self.check,
+            dropped=dropped,
+            names=self.names,
+            handover=self.handover,
         )
 
 
