@@ -885,3 +885,11 @@ class NetConfigTooSmall(NetDeviceError):
 
     section = "2.5.1"
     spec_ids = ("CONFIG-DRV-004",)
+
+
+class BlkConfigTooSmall(BlkBadConfig):
+    """The transport publishes a config space too small for `capacity` and the fields of
+    the negotiated features; the blk driver's probe fails rather than read zeros."""
+
+    section = "2.5.1"
+    spec_ids = ("CONFIG-DRV-004",)

@@ -16,15 +16,27 @@ import pytest
 from net_rig import MAC_A, NetSide, net_side
 from transport_rig import PAGE_ADDR, Platform
 
+from impl.blk_device import BlkDevice
+from impl.blk_driver import BlkDriver
 from impl.bus import BusDevice
 from impl.device_core import DeviceCore
 from impl.devpage_driver import scan_devpage
+from impl.disk import MemoryDisk
 from impl.driver import VirtioDevice
-from impl.errors import NetConfigTooSmall
+from impl.errors import BlkConfigTooSmall, NetConfigTooSmall
 from impl.mmio_driver import scan_mmio
 from impl.net_device import NetDevice
 from impl.net_driver import NetDriver
-from impl.spec import DeviceId, NetDuplex, NetFeature, Status, feature_mask, has_feature
+from impl.spec import (
+    BlkFeature,
+    DeviceId,
+    Feature,
+    NetDuplex,
+    NetFeature,
+    Status,
+    feature_mask,
+    has_feature,
+)
 from impl.stubs import EchoDevice, EchoDriver
 
 LIVE = Status.ACKNOWLEDGE | Status.DRIVER | Status.FEATURES_OK | Status.DRIVER_OK
@@ -205,4 +217,42 @@ def test_the_net_driver_checks_config_space_holds_the_fields_it_reads(
     assert device.transport.get_status() == LIVE and driver.mac == MAC_A
     device, driver = net_on_page(needed - 1, **options)
     assert device.driver is None and isinstance(device.probe_error, NetConfigTooSmall)
+    assert device.transport.get_status() & Status.FAILED
+
+
+def blk_on_page(config_size: int, features: int) -> tuple[BusDevice, BlkDriver]:
+    """A virtio-blk device on the descriptor page publishing `config_size` config bytes."""
+    backend = BlkDevice(MemoryDisk(64), features=features)
+    backend.config_size = config_size
+    platform = Platform()
+    driver = BlkDriver()
+    platform.bus.register_driver(driver)
+    platform.add_page_device(backend)
+    scan = scan_devpage(platform.mem, PAGE_ADDR, platform.host.hypercall, platform.bus)
+    (device,) = scan.registered
+    assert device.config_size == config_size
+    return device, driver
+
+
+@pytest.mark.spec("CONFIG-DRV-004")
+@pytest.mark.parametrize(
+    ("bits", "needed"),
+    [
+        ((), 8),  # capacity
+        ((BlkFeature.SIZE_MAX, BlkFeature.SEG_MAX), 16),
+        ((BlkFeature.BLK_SIZE,), 24),
+        ((BlkFeature.FLUSH, BlkFeature.CONFIG_WCE), 33),
+        ((BlkFeature.DISCARD,), 44),
+        ((BlkFeature.WRITE_ZEROES,), 56),
+    ],
+)
+def test_the_blk_driver_checks_config_space_holds_the_fields_it_reads(
+    bits: tuple[int, ...], needed: int
+) -> None:
+    features = feature_mask(Feature.VERSION_1, *bits)
+    device, driver = blk_on_page(needed, features)
+    assert device.driver is driver and device.probe_error is None
+    assert driver.capacity == 64
+    device, driver = blk_on_page(needed - 1, features)
+    assert device.driver is None and isinstance(device.probe_error, BlkConfigTooSmall)
     assert device.transport.get_status() & Status.FAILED
