@@ -5,7 +5,8 @@ Rules:
   (`BlkBadConfig` for values no device may offer) and finds one request queue, or
   `num_queues` with VIRTIO_BLK_F_MQ. It derives the cache mode: writeback when
   CONFIG_WCE says so, assumed writeback with FLUSH alone (BLK-DRV-003), writethrough
-  with neither (BLK-DRV-002).
+  with neither (BLK-DRV-002). A published config size must hold `capacity` and the
+  fields of the negotiated features, and nothing more (CONFIG-DRV-004).
 - The disk API (`read`, `write`, `flush`, `get_id`, `discard`, `write_zeroes`) checks
   each request against capacity, read-only and the negotiated features before it is
   sent (BLK-DRV-012, BLK-DRV-013) and splits it so no request has more than `seg_max`
