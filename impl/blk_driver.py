@@ -5,7 +5,8 @@ Rules:
   (`BlkBadConfig` for values no device may offer) and finds one request queue, or
   `num_queues` with VIRTIO_BLK_F_MQ. It derives the cache mode: writeback when
   CONFIG_WCE says so, assumed writeback with FLUSH alone (BLK-DRV-003), writethrough
-  with neither (BLK-DRV-002).
+  with neither (BLK-DRV-002). A published config size must hold `capacity` and the
+  fields of the negotiated features, and nothing more (CONFIG-DRV-004).
 - The disk API (`read`, `write`, `flush`, `get_id`, `discard`, `write_zeroes`) checks
   each request against capacity, read-only and the negotiated features before it is
   sent (BLK-DRV-012, BLK-DRV-013) and splits it so no request has more than `seg_max`
@@ -35,6 +36,7 @@ from .driver import DeviceMatch, DriverQueue, VirtioDevice
 from .errors import (
     BlkBadConfig,
     BlkBadRequest,
+    BlkConfigTooSmall,
     BlkIOError,
     BlkOutOfRange,
     BlkReadOnly,
@@ -67,6 +69,21 @@ HEADER_AND_STATUS_DESCS = 2
 
 MIN_RING_SIZE = HEADER_AND_STATUS_DESCS + 1
 """The smallest ring that holds a request: header, one data segment, status."""
+
+CAPACITY_END = BlkConfigOffset.SIZE_MAX
+"""`capacity`, read whatever was negotiated, ends where `size_max` begins (§5.2.4)."""
+
+CONFIG_FIELD_ENDS = (
+    (BlkFeature.SIZE_MAX, BlkConfigOffset.SEG_MAX),
+    (BlkFeature.SEG_MAX, BlkConfigOffset.GEOMETRY),
+    (BlkFeature.BLK_SIZE, BlkConfigOffset.PHYSICAL_BLOCK_EXP),
+    (BlkFeature.CONFIG_WCE, BlkConfigOffset.UNUSED0),
+    (BlkFeature.MQ, BlkConfigOffset.MAX_DISCARD_SECTORS),
+    (BlkFeature.DISCARD, BlkConfigOffset.DISCARD_SECTOR_ALIGNMENT),
+    (BlkFeature.WRITE_ZEROES, BlkConfigOffset.WRITE_ZEROES_MAY_UNMAP),
+)
+"""Where each config field the driver reads ends (the next field's offset, §5.2.4), by
+the feature that makes the driver read it."""
 
 
 _Part = TypeVar("_Part")
@@ -129,7 +146,11 @@ class BlkDriver:
         self.writeback = self._cache_mode(vdev)
 
     def _read_config(self, vdev: VirtioDevice) -> BlkConfig:
-        """Read `struct virtio_blk_config`, keeping only fields of negotiated features."""
+        """Read `struct virtio_blk_config`, keeping only fields of negotiated features.
+
+        A published config size is checked only against the fields read (CONFIG-DRV-004).
+        """
+        _check_config_size(vdev)
         raw = BlkConfig.unpack(vdev.read_config(0, BLK_CONFIG_SIZE))
         has = vdev.has_feature
         config = BlkConfig(
@@ -373,6 +394,15 @@ class BlkDriver:
         for queue in self.queues:
             if queue.ring is ring:
                 queue.interrupt()
+
+
+def _check_config_size(vdev: VirtioDevice) -> None:
+    """Config space, when its size is published, must hold the fields this driver reads."""
+    size = vdev.config_size
+    ends = [end for bit, end in CONFIG_FIELD_ENDS if vdev.has_feature(bit)]
+    needed = max([CAPACITY_END, *ends])
+    if size is not None and size < needed:
+        raise BlkConfigTooSmall(f"config space of {size} bytes, the fields need {needed}")
 
 
 def _check_config(config: BlkConfig, discard: bool, write_zeroes: bool) -> None:

@@ -207,6 +207,13 @@ class BusDevice:
             self.transport.notify(index)
 
     # --- config space (§2.5) ---------------------------------------------------------------
+    @property
+    def config_size(self) -> int | None:
+        """The config size the transport publishes (the descriptor page's `config_len`),
+        or None for a transport that publishes none (virtio-mmio)."""
+        size = getattr(self.transport, "config_size", None)
+        return size if isinstance(size, int) else None
+
     def read_config(self, offset: int, length: int) -> bytes:
         """A consistent read: retried until the generation is the same before and after."""
         for _ in range(CONFIG_READ_RETRIES):

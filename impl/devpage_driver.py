@@ -124,6 +124,11 @@ class DevPageTransport:
         """The generation word."""
         return self._mem.read_u32(self.entry.generation)
 
+    @property
+    def config_size(self) -> int:
+        """The entry's `config_len`: how many config bytes the host publishes."""
+        return self.entry.config_len
+
     def read_config(self, offset: int, length: int) -> bytes:
         """Config bytes from the page; beyond config_len reads as zeros."""
         inside = max(0, min(length, self.entry.config_len - offset))

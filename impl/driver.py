@@ -100,6 +100,13 @@ class VirtioDevice(Protocol):
         """Whether `bit` was negotiated."""
         ...
 
+    @property
+    def config_size(self) -> int | None:
+        """Bytes of config space the transport publishes, or None if it publishes no size
+        (virtio-mmio). A driver checks only that the fields it needs fit (CONFIG-DRV-004),
+        never that the size is some exact value (CONFIG-DRV-003)."""
+        ...
+
     def read_config(self, offset: int, length: int) -> bytes:
         """A consistent read of config space: retried until the generation is stable (§2.5.1)."""
         ...

@@ -876,3 +876,20 @@ class NetChecksumRequest(NetUsageError):
 
     section = "5.1.9.2.1"
     spec_ids = ("NET-DRV-031", "NET-DRV-032", "NET-DRV-033")
+
+
+# --- config size and control-command traces (§2.5.1, §5.1.9.5) ---
+class NetConfigTooSmall(NetDeviceError):
+    """The transport publishes a config space too small for the fields the negotiated
+    features make the driver read; probe fails rather than read zeros as values."""
+
+    section = "2.5.1"
+    spec_ids = ("CONFIG-DRV-004",)
+
+
+class BlkConfigTooSmall(BlkBadConfig):
+    """The transport publishes a config space too small for `capacity` and the fields of
+    the negotiated features; the blk driver's probe fails rather than read zeros."""
+
+    section = "2.5.1"
+    spec_ids = ("CONFIG-DRV-004",)

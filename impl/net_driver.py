@@ -17,6 +17,8 @@ Rules:
   used ring (a `DeviceError` from the queue) marks the driver broken.
 - A checksum-offload request is checked against the frame before NEEDS_CSUM is set
   (`net_csum.offload_fault`; NET-DRV-031/032/033).
+- Probe checks only that config space (when the transport publishes its size) holds
+  the fields the negotiated features make it read (CONFIG-DRV-004).
 - The driver never writes config space (NET-DRV-001); control commands are only
   issued when their feature is negotiated (NET-DRV-058/059/060).
 
@@ -37,6 +39,7 @@ from .errors import (
     DeviceError,
     NetBadConfig,
     NetChecksumRequest,
+    NetConfigTooSmall,
     NetCtrlNoAnswer,
     NetDeviceError,
     NetDriverSetup,
@@ -63,7 +66,9 @@ from .spec import (
     MAC_LEN,
     NET_CONFIG_DUPLEX,
     NET_CONFIG_MAC,
+    NET_CONFIG_MAX_PAIRS,
     NET_CONFIG_MTU,
+    NET_CONFIG_SIZE,
     NET_CONFIG_SPEED,
     NET_CONFIG_STATUS,
     NET_MAX_FRAME,
@@ -84,6 +89,15 @@ from .spec import (
 )
 
 _Part = TypeVar("_Part")
+
+CONFIG_FIELD_ENDS = (
+    (NetFeature.MAC, NET_CONFIG_STATUS),
+    (NetFeature.STATUS, NET_CONFIG_MAX_PAIRS),
+    (NetFeature.MTU, NET_CONFIG_SPEED),
+    (NetFeature.SPEED_DUPLEX, NET_CONFIG_SIZE),
+)
+"""Where each config field the driver reads ends (the next field's offset, §5.1.4), by the
+feature that makes the driver read it."""
 
 MRG_BUFFER_SIZE = 1536
 """Default receive buffer with MRG_RXBUF: a 1514-byte frame and header, rounded up."""
@@ -173,6 +187,7 @@ class NetDriver:
         self.split_header = not (
             vdev.has_feature(Feature.VERSION_1) or vdev.has_feature(Feature.ANY_LAYOUT)
         )
+        self._check_config_size(vdev)
         self.mac = self._read_mac(vdev)
         self.mtu = self._read_mtu(vdev)
         self.max_frame = NET_MAX_FRAME if self.mtu is None else self.mtu + ETH_HEADER_LEN
@@ -199,6 +214,17 @@ class NetDriver:
         self._tx_class: dict[int, int] = {}
         self.rx_posted = 0
         self.refill()
+
+    @staticmethod
+    def _check_config_size(vdev: VirtioDevice) -> None:
+        """Config space must hold the fields the negotiated features make us read; a larger
+        one is fine, and a transport publishing no size is trusted (CONFIG-DRV-003/004)."""
+        size = vdev.config_size
+        needed = max(
+            (end for bit, end in CONFIG_FIELD_ENDS if vdev.has_feature(bit)), default=0
+        )
+        if size is not None and size < needed:
+            raise NetConfigTooSmall(f"config space of {size} bytes, the fields need {needed}")
 
     def _read_mac(self, vdev: VirtioDevice) -> bytes:
         if vdev.has_feature(NetFeature.MAC):

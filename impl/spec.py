@@ -604,3 +604,33 @@ class BlkConfigOffset(IntEnum):
 NET_MTU_RECOMMENDED_MIN = 1280
 """The least `mtu` a device offering VIRTIO_NET_F_MTU should publish (NET-DEV-003): the
 IPv6 minimum link MTU. This reference's device refuses to offer less."""
+
+
+# --- net control commands of features no side implements (§5.1.9.5) ---
+class NetCtrlUnimplementedClass(IntEnum):
+    """`virtio_net_ctrl.class` values past `NetCtrlClass` (§5.1.9.5.5 to §5.1.9.5.11): each
+    needs a feature nothing here implements; tests/test_net_ctrl_trace.py checks the
+    driver never sends them."""
+
+    GUEST_OFFLOADS = 5
+    NOTF_COAL = 6
+    HASH_TUNNEL = 7
+    STATS = 8
+    RSS_CTX = 9
+
+
+class NetCtrlMq(IntEnum):
+    """Commands of class VIRTIO_NET_CTRL_MQ (§5.1.9.5.6, §5.1.9.5.7)."""
+
+    VQ_PAIRS_SET = 0
+    RSS_CONFIG = 1
+    HASH_CONFIG = 2
+
+
+class NetCtrlNotfCoal(IntEnum):
+    """Commands of class VIRTIO_NET_CTRL_NOTF_COAL (§5.1.9.5.10)."""
+
+    TX_SET = 0
+    RX_SET = 1
+    VQ_SET = 2
+    VQ_GET = 3

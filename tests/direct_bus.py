@@ -103,6 +103,11 @@ class DirectDevice:
     def has_feature(self, bit: int) -> bool:
         return has_feature(self._features, bit)
 
+    @property
+    def config_size(self) -> int | None:
+        size = getattr(self.backend, "config_size", None)
+        return size if isinstance(size, int) else None
+
     def read_config(self, offset: int, length: int) -> bytes:
         return self.backend.read_config(offset, length)
 

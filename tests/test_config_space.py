@@ -3,25 +3,40 @@
 The device records every config access the driver makes (offset, length and the status
 at that moment), so each rule is checked on what the driver did, not on what it says:
 optional fields are read only when their feature is offered, config space of any
-size at least the driver's fields is accepted, and nothing is written before
-FEATURES_OK.
+size at least the driver's fields is accepted (and one smaller refused, where the
+transport publishes its size), and nothing is written before FEATURES_OK.
 """
 
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import pytest
 from net_rig import MAC_A, NetSide, net_side
 from transport_rig import PAGE_ADDR, Platform
 
+from impl.blk_device import BlkDevice
+from impl.blk_driver import BlkDriver
 from impl.bus import BusDevice
 from impl.device_core import DeviceCore
 from impl.devpage_driver import scan_devpage
+from impl.disk import MemoryDisk
 from impl.driver import VirtioDevice
+from impl.errors import BlkConfigTooSmall, NetConfigTooSmall
 from impl.mmio_driver import scan_mmio
 from impl.net_device import NetDevice
-from impl.spec import DeviceId, NetFeature, Status, feature_mask, has_feature
+from impl.net_driver import NetDriver
+from impl.spec import (
+    BlkFeature,
+    DeviceId,
+    Feature,
+    NetDuplex,
+    NetFeature,
+    Status,
+    feature_mask,
+    has_feature,
+)
 from impl.stubs import EchoDevice, EchoDriver
 
 LIVE = Status.ACKNOWLEDGE | Status.DRIVER | Status.FEATURES_OK | Status.DRIVER_OK
@@ -168,3 +183,76 @@ def test_no_config_write_reaches_the_device_before_features_ok(transport: str) -
     assert device.driver is driver and backend.status_of != []
     for status in backend.status_of:
         assert status & Status.FEATURES_OK, f"config written at status {status:#x}"
+
+
+def net_on_page(config_size: int, **options: Any) -> tuple[BusDevice, NetDriver]:
+    """A virtio-net device on the descriptor page publishing `config_size` config bytes."""
+    sized = type("Sized", (NetDevice,), {"config_size": config_size})
+    platform = Platform()
+    driver = NetDriver()
+    platform.bus.register_driver(driver)
+    platform.add_page_device(sized(MAC_A, None, **options))
+    scan = scan_devpage(platform.mem, PAGE_ADDR, platform.host.hypercall, platform.bus)
+    (device,) = scan.registered
+    assert device.config_size == config_size
+    return device, driver
+
+
+@pytest.mark.spec("CONFIG-DRV-004")
+@pytest.mark.parametrize(
+    ("options", "needed"),
+    [
+        ({}, 8),  # mac, status
+        ({"mtu": 1500}, 12),  # ... max_virtqueue_pairs (skipped over), mtu
+        ({"speed": 1000, "duplex": NetDuplex.FULL}, 17),  # ... speed, duplex
+    ],
+)
+def test_the_net_driver_checks_config_space_holds_the_fields_it_reads(
+    options: dict[str, Any], needed: int
+) -> None:
+    """Exactly the fields of the negotiated features binds (less than the whole struct);
+    one byte short fails probe with a typed error, and the device is left unbound."""
+    device, driver = net_on_page(needed, **options)
+    assert device.driver is driver and device.probe_error is None
+    assert device.transport.get_status() == LIVE and driver.mac == MAC_A
+    device, driver = net_on_page(needed - 1, **options)
+    assert device.driver is None and isinstance(device.probe_error, NetConfigTooSmall)
+    assert device.transport.get_status() & Status.FAILED
+
+
+def blk_on_page(config_size: int, features: int) -> tuple[BusDevice, BlkDriver]:
+    """A virtio-blk device on the descriptor page publishing `config_size` config bytes."""
+    backend = BlkDevice(MemoryDisk(64), features=features)
+    backend.config_size = config_size
+    platform = Platform()
+    driver = BlkDriver()
+    platform.bus.register_driver(driver)
+    platform.add_page_device(backend)
+    scan = scan_devpage(platform.mem, PAGE_ADDR, platform.host.hypercall, platform.bus)
+    (device,) = scan.registered
+    assert device.config_size == config_size
+    return device, driver
+
+
+@pytest.mark.spec("CONFIG-DRV-004")
+@pytest.mark.parametrize(
+    ("bits", "needed"),
+    [
+        ((), 8),  # capacity
+        ((BlkFeature.SIZE_MAX, BlkFeature.SEG_MAX), 16),
+        ((BlkFeature.BLK_SIZE,), 24),
+        ((BlkFeature.FLUSH, BlkFeature.CONFIG_WCE), 33),
+        ((BlkFeature.DISCARD,), 44),
+        ((BlkFeature.WRITE_ZEROES,), 56),
+    ],
+)
+def test_the_blk_driver_checks_config_space_holds_the_fields_it_reads(
+    bits: tuple[int, ...], needed: int
+) -> None:
+    features = feature_mask(Feature.VERSION_1, *bits)
+    device, driver = blk_on_page(needed, features)
+    assert device.driver is driver and device.probe_error is None
+    assert driver.capacity == 64
+    device, driver = blk_on_page(needed - 1, features)
+    assert device.driver is None and isinstance(device.probe_error, BlkConfigTooSmall)
+    assert device.transport.get_status() & Status.FAILED

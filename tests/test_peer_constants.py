@@ -50,6 +50,9 @@ CLASS_PREFIXES = {
     "NetCtrlRx": ("VIRTIO_NET_CTRL_RX_",),
     "NetCtrlMac": ("VIRTIO_NET_CTRL_MAC_",),
     "NetCtrlVlan": ("VIRTIO_NET_CTRL_VLAN_",),
+    "NetCtrlUnimplementedClass": ("VIRTIO_NET_CTRL_",),
+    "NetCtrlMq": ("VIRTIO_NET_CTRL_MQ_",),
+    "NetCtrlNotfCoal": ("VIRTIO_NET_CTRL_NOTF_COAL_",),
     "NetAck": ("VIRTIO_NET_",),
     "NetDuplex": ("DUPLEX_",),
 }
@@ -154,6 +157,8 @@ NO_UAPI = {
     "NET_QUEUE_CTRL": "queue numbering is the spec's (§5.1.2); virtio_net.c counts inline",
     "NET_MAX_FRAME": "this reference's own cap on a frame",
     "VLAN_ID_MASK": "VLAN_VID_MASK lives in the kernel-only linux/if_vlan.h, not in uapi",
+    "NetCtrlUnimplementedClass.HASH_TUNNEL": "the spec's inner header hash class; Linux has none",
+    "NetCtrlUnimplementedClass.RSS_CTX": "the spec's VIRTNET_RSS_CTX_CTRL; Linux has no macro",
 }
 
 NEWER_THAN_SOME_TREES = {
@@ -170,6 +175,9 @@ NEWER_THAN_SOME_TREES = {
     "NetGso.UDP_TUNNEL_IPV6": "VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV6 is newer than Linux 6.1",
     "NetHdrFlag.UDP_TUNNEL_CSUM": "VIRTIO_NET_HDR_F_UDP_TUNNEL_CSUM is newer than Linux 6.1",
     "UnimplementedFeature.SUSPEND": "VIRTIO_F_SUSPEND is newer than Linux 6.1",
+    "NetCtrlUnimplementedClass.STATS": "VIRTIO_NET_CTRL_STATS is newer than Linux 6.1",
+    "NetCtrlNotfCoal.VQ_SET": "VIRTIO_NET_CTRL_NOTF_COAL_VQ_SET is newer than Linux 6.1",
+    "NetCtrlNotfCoal.VQ_GET": "VIRTIO_NET_CTRL_NOTF_COAL_VQ_GET is newer than Linux 6.1",
 }
 # named for model/not_applicable.tsv; not in Linux 6.1 (some newer, some in the spec only)
 NEWER_THAN_SOME_TREES.update({
