@@ -25,19 +25,18 @@ suppression), §2.8.16 and §2.8.17 (driver requirements).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NoReturn
 
 from .alloc import GuestAllocator
 from .buffer import check_buffer
 from .chain import Segment
+from .driver_ring import DriverRing, Token
 from .errors import (
     NoSpace,
     PackedUsedIdNotOutstanding,
     PackedUsedIdOutOfRange,
     PackedUsedLengthTooLong,
-    QueueBroken,
 )
 from .memory import Barrier, GuestMemory
 from .packed_layout import (
@@ -70,7 +69,6 @@ _NEXT = int(PackedDescFlag.NEXT)
 _WRITE = int(PackedDescFlag.WRITE)
 _INDIRECT = int(PackedDescFlag.INDIRECT)
 
-Token = Hashable
 
 
 @dataclass(slots=True)
@@ -87,7 +85,7 @@ class _Outstanding:
         return sum(seg.len for seg in self.writable)
 
 
-class PackedDriver:
+class PackedDriver(DriverRing[_Outstanding]):
     """Driver half of one packed virtqueue over `mem` at `layout`.
 
     `features`, `allocator` and `notify` mean what they mean for `SplitDriver`.
@@ -166,20 +164,6 @@ class PackedDriver:
         self.outstanding += 1
         return ident
 
-    def add_outbuf(self, segments: Sequence[Segment], token: Token) -> int:
-        """Expose a device-readable buffer."""
-        return self.add_sgs(segments, (), token)
-
-    def add_inbuf(self, segments: Sequence[Segment], token: Token) -> int:
-        """Expose a device-writable buffer."""
-        return self.add_sgs((), segments, token)
-
-    def _indirect_table(self, parts: int) -> int | None:
-        """Allocate an indirect table when it is negotiated and worth it (as the split driver)."""
-        if not self.indirect or parts < 2 or self.num_free == 0 or self._allocator is None:
-            return None
-        return self._allocator.alloc(DESC_SIZE * parts, DESC_SIZE)
-
     def _write_table(self, table: int, segments: list[tuple[Segment, int]]) -> None:
         """Fill an indirect table: entries in order, WRITE the only flag (PACKED-DRV-013)."""
         for i, (seg, flags) in enumerate(segments):
@@ -229,18 +213,6 @@ class PackedDriver:
             flags, off_wrap, added, old, self.next_avail, self.size, event_idx=self.event_idx
         ))
 
-    def notify(self) -> None:
-        """Ring the transport's doorbell for this queue (no-op without a hook)."""
-        if self._notify is not None:
-            self._notify()
-
-    def kick(self) -> bool:
-        """`kick_prepare()` and, if it says so, `notify()`; returns whether it notified."""
-        needed = self.kick_prepare()
-        if needed:
-            self.notify()
-        return needed
-
     # --- reclaiming used buffers (§2.8.22) --------------------------------------------
     def _used_at(self, pos: int) -> bool:
         """Whether the descriptor at `pos` is marked used for its lap (something is owed)."""
@@ -286,14 +258,6 @@ class PackedDriver:
         """Whether the device has used buffers not yet reclaimed (Linux virtqueue_poll)."""
         self.mem.barrier(Barrier.FULL, "D")  # publish D
         return self._used_at(self.last_used_idx)
-
-    def detach_unused_buf(self) -> Token | None:
-        """Take back one buffer the device never returned; only once the device is reset."""
-        for ident, record in enumerate(self._state):
-            if record is not None:
-                self._detach(ident, record)
-                return record.token
-        return None
 
     def _detach(self, ident: int, record: _Outstanding) -> None:
         """Free the id, its ring descriptors and its indirect table."""
@@ -362,11 +326,6 @@ class PackedDriver:
         return False
 
     # --- observation ------------------------------------------------------------------
-    def token_of(self, head: int) -> Token | None:
-        """The token of outstanding Buffer ID `head`, or None (for the observer)."""
-        record = self._state[head] if 0 <= head < self.size else None
-        return None if record is None else record.token
-
     def descs_of(self, head: int) -> int:
         """How many ring descriptors the list of outstanding id `head` took (0 if none)."""
         record = self._state[head] if 0 <= head < self.size else None
@@ -381,12 +340,3 @@ class PackedDriver:
     def free_ids(self) -> list[int]:
         """The Buffer IDs not handed out (a copy, for the invariants)."""
         return list(self._free_ids)
-
-    # --- failure ---------------------------------------------------------------------
-    def _check_live(self) -> None:
-        if self.broken:
-            raise QueueBroken("the device broke this queue earlier; reset it")
-
-    def _fail(self, error: Exception) -> NoReturn:
-        self.broken = True
-        raise error

@@ -22,16 +22,15 @@ Spec: §2.7.13 (supplying buffers), §2.7.14 (receiving used buffers), §2.7.7 a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NoReturn
 
 from .alloc import GuestAllocator
 from .buffer import check_buffer
 from .chain import Segment
+from .driver_ring import DriverRing, Token
 from .errors import (
     NoSpace,
-    QueueBroken,
     UsedIdNotOutstanding,
     UsedIdOutOfRange,
     UsedIndexJump,
@@ -58,8 +57,6 @@ from .spec import (
     has_feature,
 )
 
-Token = Hashable
-
 _NEXT = int(DescFlag.NEXT)
 _WRITE = int(DescFlag.WRITE)
 _INDIRECT = int(DescFlag.INDIRECT)
@@ -76,7 +73,7 @@ class _Outstanding:
     table: int | None
 
 
-class SplitDriver:
+class SplitDriver(DriverRing[_Outstanding]):
     """Driver half of one split virtqueue over `mem` at `layout`.
 
     `features` is the negotiated feature word; VIRTIO_F_EVENT_IDX and
@@ -157,20 +154,6 @@ class SplitDriver:
         self._publish(head)
         return head
 
-    def add_outbuf(self, segments: Sequence[Segment], token: Token) -> int:
-        """Expose a device-readable buffer."""
-        return self.add_sgs(segments, (), token)
-
-    def add_inbuf(self, segments: Sequence[Segment], token: Token) -> int:
-        """Expose a device-writable buffer."""
-        return self.add_sgs((), segments, token)
-
-    def _indirect_table(self, parts: int) -> int | None:
-        """Allocate an indirect table when it is negotiated and worth it (Linux's rule)."""
-        if not self.indirect or parts < 2 or self.num_free == 0 or self._allocator is None:
-            return None
-        return self._allocator.alloc(DESC_SIZE * parts, DESC_SIZE)
-
     def _write_indirect(self, table: int, segments: list[tuple[Segment, int]]) -> int:
         last = len(segments) - 1
         write = self.mem.write
@@ -226,18 +209,6 @@ class SplitDriver:
             return added >= INDEX_MODULUS or bool(need_event(event, new, old))
         return not self.mem.read_u16(self.layout.used_flags) & UsedFlag.NO_NOTIFY
 
-    def notify(self) -> None:
-        """Ring the transport's doorbell for this queue (no-op without a hook)."""
-        if self._notify is not None:
-            self._notify()
-
-    def kick(self) -> bool:
-        """`kick_prepare()` and, if it says so, `notify()`; returns whether it notified."""
-        needed = self.kick_prepare()
-        if needed:
-            self.notify()
-        return needed
-
     # --- reclaiming used buffers (§2.7.14) --------------------------------------------
     def get_buf(self) -> tuple[Token, int] | None:
         """Return (token, written length) of the next used buffer, or None.
@@ -277,18 +248,6 @@ class SplitDriver:
         """Whether the device has used buffers not yet reclaimed (Linux virtqueue_poll)."""
         self.mem.barrier(Barrier.FULL, "D")  # publish D
         return self.mem.read_u16(self.layout.used_idx) != self.last_used_idx
-
-    def detach_unused_buf(self) -> Token | None:
-        """Take back one buffer the device never used; only once the device is reset.
-
-        For teardown (§3.3, INIT-DRV-008): the caller must have reset the device so
-        the queue is not live. Returns None when nothing is outstanding.
-        """
-        for head, record in enumerate(self._state):
-            if record is not None:
-                self._detach(head, record)
-                return record.token
-        return None
 
     def _detach(self, head: int, record: _Outstanding) -> None:
         """Return a head's descriptors (and indirect table) to the free lists."""
@@ -342,19 +301,3 @@ class SplitDriver:
     def _used_beyond(self, count: int) -> bool:
         used_idx = self.mem.read_u16(self.layout.used_idx)
         return bool(distance(used_idx, self.last_used_idx) > count)
-
-    # --- observation ------------------------------------------------------------------
-    def token_of(self, head: int) -> Token | None:
-        """The token of outstanding head `head`, or None (for the observer)."""
-        record = self._state[head] if 0 <= head < self.size else None
-        return None if record is None else record.token
-
-    # --- failure ---------------------------------------------------------------------
-    def _check_live(self) -> None:
-        if self.broken:
-            raise QueueBroken("the device broke this queue earlier; reset it")
-
-    def _fail(self, error: Exception) -> NoReturn:
-        self.broken = True
-        raise error
-

@@ -159,7 +159,7 @@ def all_obligations() -> list[Obligation]:
                 "impl.split_device.SplitDevice.push_used",
                 "impl.split_driver.SplitDriver.get_buf",
                 "impl.split_device.SplitDevice.reset",
-                "impl.split_driver.SplitDriver.detach_unused_buf",
+                "impl.driver_ring.DriverRing.detach_unused_buf",
                 "impl.split_driver.SplitDriver._write_direct",
                 "impl.split_driver.SplitDriver._write_indirect",
                 "impl.split_driver.SplitDriver._detach",
