@@ -20,26 +20,36 @@ from .spec import MAX_CHAIN_BYTES
 
 
 def check_buffer(
-    mem: GuestMemory, size: int, segments: Sequence[tuple[Segment, int]], token: Hashable
+    mem: GuestMemory,
+    size: int,
+    out: Sequence[Segment],
+    in_: Sequence[Segment],
+    token: Hashable,
 ) -> int:
     """Refuse a buffer no driver may add; return its device-writable bytes.
 
-    `segments` pairs each segment with its flags word (nonzero means device-writable).
+    `out` are the device-readable segments and `in_` the device-writable ones.
     """
     if token is None:
         raise BadBuffer("a buffer needs a token other than None")
-    if not segments:
+    parts = len(out) + len(in_)
+    if not parts:
         raise BadBuffer("a buffer needs at least one segment")
-    if len(segments) > size:
-        raise BadBuffer(f"{len(segments)} segments exceed queue size {size}")
-    total = writable = 0
-    contains = mem.contains
-    for seg, flags in segments:
-        if not contains(seg.addr, seg.len):
-            raise BadBuffer(f"segment [{seg.addr:#x}, +{seg.len}) outside guest memory")
-        total += seg.len
-        if flags:
-            writable += seg.len
-    if total >= MAX_CHAIN_BYTES:
+    if parts > size:
+        raise BadBuffer(f"{parts} segments exceed queue size {size}")
+    readable = _checked_bytes(mem, out)
+    writable = _checked_bytes(mem, in_)
+    if readable + writable >= MAX_CHAIN_BYTES:
         raise BadBuffer("a buffer must stay below 2^32 bytes")
     return writable
+
+
+def _checked_bytes(mem: GuestMemory, segments: Sequence[Segment]) -> int:
+    """The total length of `segments`, each checked to lie inside guest memory."""
+    total = 0
+    contains = mem.contains
+    for addr, length in segments:
+        if not contains(addr, length):
+            raise BadBuffer(f"segment [{addr:#x}, +{length}) outside guest memory")
+        total += length
+    return total

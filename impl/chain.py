@@ -16,6 +16,7 @@ Spec: §2.7.4 (message framing), §2.7.5 (descriptor table), §2.7.5.3 (indirect
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import NamedTuple
 
 from .errors import (
@@ -31,7 +32,7 @@ from .errors import (
     PayloadTooLarge,
     ReadableAfterWritable,
 )
-from .layout import Descriptor, unpack_descriptor
+from .layout import DESC_STRUCT, Descriptor
 from .memory import GuestMemory
 from .spec import DESC_SIZE, MAX_CHAIN_BYTES, DescFlag
 
@@ -68,7 +69,7 @@ class Chain(NamedTuple):
     @property
     def writable_len(self) -> int:
         """Total device-writable bytes: the most `len` in the used element can be."""
-        return sum(seg.len for seg in self.writable)
+        return sum(map(_length, self.writable))
 
     def read_payload(self, mem: GuestMemory) -> bytes:
         """The device-readable bytes, concatenated in chain order."""
@@ -93,6 +94,14 @@ class Chain(NamedTuple):
             mem.write(seg.addr, piece)
             offset += len(piece)
         return len(data)
+
+
+_length = itemgetter(1)
+"""`seg.len` as a C-level function, for sums over segments."""
+
+_new = tuple.__new__
+"""Builds a `Segment` or `Chain` from a tuple of its fields without the Python-level
+`__new__` a NamedTuple generates (the walk builds one per descriptor)."""
 
 
 def read_descriptor(mem: GuestMemory, table: int, index: int) -> Descriptor:
@@ -150,9 +159,9 @@ def walk_chain(
     writable: list[Segment] = []
     total, cur_table, cur_size, indirect = 0, table, size, False
     index, visited = head, {head}
-    read, contains = mem.read, mem.contains
+    read, contains = mem.read_struct, mem.contains
     while True:
-        desc = unpack_descriptor(read(cur_table + DESC_SIZE * index, DESC_SIZE))
+        desc = read(DESC_STRUCT, cur_table + DESC_SIZE * index)
         addr, length, flags, nxt = desc
         if flags & _INDIRECT:
             taken = len(readable) + len(writable)
@@ -164,18 +173,18 @@ def walk_chain(
         if not contains(addr, length):
             raise BufferOutOfBounds(f"buffer [{addr:#x}, +{length}) outside guest memory")
         if flags & _WRITE:
-            writable.append(Segment(addr, length))
+            writable.append(_new(Segment, (addr, length)))
         elif writable:
             raise ReadableAfterWritable("a device-readable descriptor follows a writable one")
         else:
-            readable.append(Segment(addr, length))
+            readable.append(_new(Segment, (addr, length)))
         if len(readable) + len(writable) > size:
             raise ChainTooLong(f"chain holds more than {size} buffer descriptors")
         total += length
         if total >= MAX_CHAIN_BYTES:
             raise ChainLengthOverflow("chain length reaches 2^32 bytes")
         if not flags & _NEXT:
-            return Chain(head, tuple(readable), tuple(writable), indirect)
+            return _new(Chain, (head, tuple(readable), tuple(writable), indirect))
         index = nxt
         if index >= cur_size:
             raise NextOutOfRange(f"next {index} is outside a table of {cur_size} entries")

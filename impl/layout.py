@@ -24,6 +24,7 @@ from typing import ClassVar
 from .errors import InvalidLayout
 from .spec import (
     AVAIL_ALIGN,
+    AVAIL_ELEM_SIZE,
     DESC_ALIGN,
     DESC_SIZE,
     EVENT_FIELD_SIZE,
@@ -33,6 +34,14 @@ from .spec import (
     USED_ALIGN,
     USED_ELEM_SIZE,
 )
+
+DESC_STRUCT = struct.Struct("<QIHH")
+"""The format of a `virtq_desc`, for `GuestMemory.read_struct`/`write_struct`:
+`(addr, len, flags, next)`."""
+
+USED_ELEM_STRUCT = struct.Struct("<II")
+"""The format of a `virtq_used_elem`, for `GuestMemory.read_struct`/`write_struct`:
+`(id, len)`."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,7 +54,7 @@ class Descriptor:
     next: int = 0
 
     SIZE: ClassVar[int] = DESC_SIZE
-    _STRUCT: ClassVar[struct.Struct] = struct.Struct("<QIHH")
+    _STRUCT: ClassVar[struct.Struct] = DESC_STRUCT
 
     def pack(self) -> bytes:
         """The 16 little-endian bytes of this descriptor."""
@@ -66,7 +75,7 @@ class UsedElem:
     len: int
 
     SIZE: ClassVar[int] = USED_ELEM_SIZE
-    _STRUCT: ClassVar[struct.Struct] = struct.Struct("<II")
+    _STRUCT: ClassVar[struct.Struct] = USED_ELEM_STRUCT
 
     def pack(self) -> bytes:
         """The 8 little-endian bytes of this element."""
@@ -79,22 +88,18 @@ class UsedElem:
         return cls(id=ident, len=length)
 
 
-_DESC_STRUCT = struct.Struct("<QIHH")
-
-pack_descriptor: Callable[[int, int, int, int], bytes] = _DESC_STRUCT.pack
+pack_descriptor: Callable[[int, int, int, int], bytes] = DESC_STRUCT.pack
 """`(addr, len, flags, next)` to the 16 bytes of a `virtq_desc`, without building an object
 (the ring's hot path; `Descriptor.pack` is the same encoding)."""
 
-unpack_descriptor: Callable[[bytes], tuple[int, int, int, int]] = _DESC_STRUCT.unpack
+unpack_descriptor: Callable[[bytes], tuple[int, int, int, int]] = DESC_STRUCT.unpack
 """16 bytes of a `virtq_desc` to `(addr, len, flags, next)`, without building an object."""
 
 
-_USED_ELEM_STRUCT = struct.Struct("<II")
-
-pack_used_elem: Callable[[int, int], bytes] = _USED_ELEM_STRUCT.pack
+pack_used_elem: Callable[[int, int], bytes] = USED_ELEM_STRUCT.pack
 """`(id, len)` to the 8 bytes of a `virtq_used_elem`, without building an object."""
 
-unpack_used_elem: Callable[[bytes], tuple[int, int]] = _USED_ELEM_STRUCT.unpack
+unpack_used_elem: Callable[[bytes], tuple[int, int]] = USED_ELEM_STRUCT.unpack
 """8 bytes of a `virtq_used_elem` to `(id, len)`, without building an object."""
 
 
@@ -110,7 +115,7 @@ def desc_table_bytes(size: int) -> int:
 
 def avail_ring_bytes(size: int) -> int:
     """Driver Area size: flags + idx + ring[size] + used_event = 6 + 2 * size (§2.7 table)."""
-    return RING_HEADER_SIZE + 2 * size + EVENT_FIELD_SIZE
+    return RING_HEADER_SIZE + AVAIL_ELEM_SIZE * size + EVENT_FIELD_SIZE
 
 
 def used_ring_bytes(size: int) -> int:
@@ -193,12 +198,17 @@ class SplitLayout:
 
     def avail_ring(self, ring_slot: int) -> int:
         """Address of virtq_avail.ring[ring_slot]."""
-        return self.avail + RING_HEADER_SIZE + 2 * ring_slot
+        return self.avail + RING_HEADER_SIZE + AVAIL_ELEM_SIZE * ring_slot
+
+    @property
+    def avail_ring_addrs(self) -> range:
+        """`avail_ring(slot)` for every slot, as a range indexed by slot (nothing is built)."""
+        return range(self.avail_ring(0), self.avail_ring(self.size), AVAIL_ELEM_SIZE)
 
     @property
     def used_event(self) -> int:
         """Address of used_event, the word after the available ring (§2.7.7)."""
-        return self.avail + RING_HEADER_SIZE + 2 * self.size
+        return self.avail + RING_HEADER_SIZE + AVAIL_ELEM_SIZE * self.size
 
     @property
     def used_flags(self) -> int:
@@ -213,6 +223,11 @@ class SplitLayout:
     def used_ring(self, ring_slot: int) -> int:
         """Address of virtq_used.ring[ring_slot] (its id; len follows 4 bytes later)."""
         return self.used + RING_HEADER_SIZE + USED_ELEM_SIZE * ring_slot
+
+    @property
+    def used_ring_addrs(self) -> range:
+        """`used_ring(slot)` for every slot, as a range indexed by slot (nothing is built)."""
+        return range(self.used_ring(0), self.used_ring(self.size), USED_ELEM_SIZE)
 
     @property
     def avail_event(self) -> int:

@@ -6,6 +6,11 @@ Rules:
 - Every access is bounds-checked against the region; an `addr + length` past the end
   (or an address that does not fit 64 bits) raises `MemoryFault`, never wraps.
 - Scalars are little-endian, as every virtio 1.x structure is (§1.4, §2.7.3).
+- Structures move in one access each: `read_struct`/`write_struct` take a `struct.Struct`
+  (the layouts own the formats) and touch exactly `fmt.size` bytes, bounds-checked like
+  any other access. A subclass that redefines `read` or `write` (the recording and
+  interleaving memories) gets versions of them built on its own `read`/`write`, so it
+  still sees every structure access, one access per structure.
 - Ordering points are explicit calls to `barrier(kind, label)`. In this memory they
   cost nothing, because one Python thread is sequentially consistent; the interleaving
   explorer's memory (`impl/replay.py`, `impl/weak_memory.py`) makes every access a
@@ -21,6 +26,7 @@ from __future__ import annotations
 import mmap
 import struct
 from enum import Enum
+from typing import Any
 
 from .errors import MemoryFault
 
@@ -67,6 +73,14 @@ class GuestMemory:
         if not (0 <= addr and 0 <= length and addr + length <= self.size and addr < _ADDR_LIMIT):
             raise MemoryFault(addr, length, self.size)
 
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        """Route a subclass's structure accesses through its own `read`/`write`."""
+        super().__init_subclass__(**kwargs)
+        if cls.read is not GuestMemory.read and cls.read_struct is GuestMemory.read_struct:
+            cls.read_struct = GuestMemory._read_struct_via_read  # type: ignore[method-assign]
+        if cls.write is not GuestMemory.write and cls.write_struct is GuestMemory.write_struct:
+            cls.write_struct = GuestMemory._write_struct_via_write  # type: ignore[method-assign]
+
     def read_u8(self, addr: int) -> int:
         """Read one byte."""
         if not 0 <= addr < self.size:
@@ -98,6 +112,15 @@ class GuestMemory:
             raise MemoryFault(addr, length, self.size)
         return bytes(self._buf[addr:end])
 
+    def read_struct(self, fmt: struct.Struct, addr: int) -> tuple[Any, ...]:
+        """Read one structure of format `fmt` at `addr`: `fmt.size` bytes in one access."""
+        if not 0 <= addr <= self.size - fmt.size:
+            raise MemoryFault(addr, fmt.size, self.size)
+        return fmt.unpack_from(self._buf, addr)
+
+    def _read_struct_via_read(self, fmt: struct.Struct, addr: int) -> tuple[Any, ...]:
+        return fmt.unpack(self.read(addr, fmt.size))
+
     def write_u8(self, addr: int, value: int) -> None:
         """Write one byte."""
         if not 0 <= addr < self.size:
@@ -128,6 +151,20 @@ class GuestMemory:
         if not (0 <= addr <= end <= self.size and addr < _ADDR_LIMIT):  # `check`, inlined
             raise MemoryFault(addr, len(data), self.size)
         self._buf[addr:end] = data
+
+    def write_struct(self, fmt: struct.Struct, addr: int, *values: Any) -> None:
+        """Write one structure of format `fmt` at `addr`: `fmt.size` bytes in one access.
+
+        Callers pass values that fit their fields (ring code writes only values it
+        checked or computed); one that does not raises `struct.error`, and the
+        structure's bytes are then unspecified.
+        """
+        if not 0 <= addr <= self.size - fmt.size:
+            raise MemoryFault(addr, fmt.size, self.size)
+        fmt.pack_into(self._buf, addr, *values)
+
+    def _write_struct_via_write(self, fmt: struct.Struct, addr: int, *values: Any) -> None:
+        self.write(addr, fmt.pack(*values))
 
     def fill(self, addr: int, length: int, byte: int = 0) -> None:
         """Set `length` bytes at `addr` to `byte`."""

@@ -145,8 +145,8 @@ class PackedDriver(DriverRing[_Outstanding]):
         suffice (nothing is written then) and `BadBuffer` for a buffer no driver may add.
         """
         self._check_live()
+        check_buffer(self.mem, self.size, out, in_, token)
         segments = [(seg, 0) for seg in out] + [(seg, _WRITE) for seg in in_]
-        check_buffer(self.mem, self.size, segments, token)
         table = self._indirect_table(len(segments))
         needed = 1 if table is not None else len(segments)
         if self.num_free < needed:

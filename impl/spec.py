@@ -46,6 +46,9 @@ DESC_SIZE = 16
 USED_ELEM_SIZE = 8
 """sizeof(struct virtq_used_elem): le32 id + le32 len."""
 
+AVAIL_ELEM_SIZE = 2
+"""One entry of virtq_avail.ring: a le16 descriptor head."""
+
 RING_HEADER_SIZE = 4
 """flags (le16) + idx (le16) at the start of the available and used rings."""
 

@@ -34,10 +34,13 @@ from .errors import (
     QueueBroken,
     RingCorruption,
 )
-from .layout import SplitLayout, pack_used_elem
+from .layout import USED_ELEM_STRUCT, SplitLayout
 from .memory import Barrier, GuestMemory
 from .ring_math import advance, distance, need_event, slot, wrap
 from .spec import INDEX_MODULUS, AvailFlag, Feature, UsedFlag, has_feature
+
+_WMB, _RMB, _MB = Barrier.WRITE, Barrier.READ, Barrier.FULL
+"""The barrier kinds as module names: an `Enum` member lookup costs a call on 3.11."""
 
 
 class SplitDevice:
@@ -54,8 +57,11 @@ class SplitDevice:
         self.mem = mem
         self.layout = layout
         self.size = layout.size
-        self._avail_idx_at = layout.avail_idx  # the two hot fixed addresses, looked up once
+        self._desc_at = layout.desc  # the hot addresses, looked up once
+        self._avail_idx_at = layout.avail_idx
         self._used_idx_at = layout.used_idx
+        self._avail_slot_at = layout.avail_ring_addrs
+        self._used_slot_at = layout.used_ring_addrs
         self.event_idx = has_feature(features, Feature.EVENT_IDX)
         self.indirect = has_feature(features, Feature.INDIRECT_DESC)
         self._initial = wrap(initial_index)
@@ -78,21 +84,20 @@ class SplitDevice:
         Raises `RingCorruption` (queue now broken) or `ChainError` (head returned as
         used with length 0, queue still usable).
         """
-        self._check_live()
-        pending = self._pending()
-        if pending == 0:
+        if self.broken:
+            self._check_live()
+        if self._pending() == 0:
             return None
-        self.mem.barrier(Barrier.READ, "A")  # observe A
-        head = self.mem.read_u16(self.layout.avail_ring(slot(self.next_avail, self.size)))
-        if head >= self.size:
-            self._fail(HeadOutOfRange(f"available head {head} >= queue size {self.size}"))
+        mem, size, nxt = self.mem, self.size, self.next_avail
+        mem.barrier(_RMB, "A")  # observe A
+        head = mem.read_u16(self._avail_slot_at[slot(nxt, size)])
+        if head >= size:
+            self._fail(HeadOutOfRange(f"available head {head} >= queue size {size}"))
         if head in self.in_flight:
             self._fail(HeadAlreadyInFlight(f"head {head} is already held by the device"))
-        self.next_avail = advance(self.next_avail)
+        self.next_avail = advance(nxt)
         try:
-            chain = walk_chain(
-                self.mem, self.layout.desc, self.size, head, indirect_ok=self.indirect
-            )
+            chain = walk_chain(mem, self._desc_at, size, head, indirect_ok=self.indirect)
         except ChainError as error:
             error.head = head
             self._write_used(head, 0)
@@ -103,17 +108,16 @@ class SplitDevice:
     def _pending(self) -> int:
         """Read avail.idx and return how many entries lie beyond next_avail, checked."""
         avail_idx = self.mem.read_u16(self._avail_idx_at)
-        pending = distance(avail_idx, self.next_avail)
+        nxt = self.next_avail
+        pending = distance(avail_idx, nxt)
         if pending > self.size:
-            self._fail(
-                AvailIndexJump(f"avail.idx {avail_idx} is {pending} ahead of {self.next_avail}")
-            )
-        if pending < distance(self._avail_seen, self.next_avail):
+            self._fail(AvailIndexJump(f"avail.idx {avail_idx} is {pending} ahead of {nxt}"))
+        if pending < distance(self._avail_seen, nxt):
             self._fail(
                 AvailIndexDecrement(f"avail.idx went back from {self._avail_seen} to {avail_idx}")
             )
         self._avail_seen = avail_idx
-        return int(pending)
+        return pending
 
     # --- returning buffers (§2.7.8) ---------------------------------------------------
     def push_used(self, head: int, written: int) -> None:
@@ -121,22 +125,24 @@ class SplitDevice:
 
         The caller must already have written those bytes (e.g. `Chain.write_payload`).
         """
-        self._check_live()
-        chain = self.in_flight.get(head)
+        if self.broken:
+            self._check_live()
+        in_flight = self.in_flight
+        chain = in_flight.get(head)
         if chain is None:
             raise NotInFlight(f"head {head} is not held by the device")
         if not 0 <= written <= chain.writable_len:
             raise PayloadTooLarge(f"written {written} outside 0..{chain.writable_len}")
-        del self.in_flight[head]
+        del in_flight[head]
         self._write_used(head, written)
 
     def _write_used(self, head: int, written: int) -> None:
         """Fill the used element, then publish used.idx (publish C)."""
-        elem = self.layout.used_ring(slot(self.next_used, self.size))
-        self.mem.write(elem, pack_used_elem(head, written))
-        self.mem.barrier(Barrier.WRITE, "C")  # publish C
-        self.next_used = advance(self.next_used)
-        self.mem.write_u16(self._used_idx_at, self.next_used)
+        mem, nxt = self.mem, self.next_used
+        mem.write_struct(USED_ELEM_STRUCT, self._used_slot_at[slot(nxt, self.size)], head, written)
+        mem.barrier(_WMB, "C")  # publish C
+        self.next_used = nxt = advance(nxt)
+        mem.write_u16(self._used_idx_at, nxt)
         self._unsignalled += 1
 
     # --- used buffer notifications (§2.7.7.2) ----------------------------------------

@@ -23,7 +23,7 @@ Spec: §2.7.13 (supplying buffers), §2.7.14 (receiving used buffers), §2.7.7 a
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .alloc import GuestAllocator
 from .buffer import check_buffer
@@ -37,11 +37,11 @@ from .errors import (
     UsedLengthTooLong,
 )
 from .layout import (
+    DESC_STRUCT,
+    USED_ELEM_STRUCT,
     SplitLayout,
     avail_ring_bytes,
     desc_table_bytes,
-    pack_descriptor,
-    unpack_used_elem,
     used_ring_bytes,
 )
 from .memory import Barrier, GuestMemory
@@ -49,7 +49,6 @@ from .ring_math import advance, distance, need_event, slot, wrap
 from .spec import (
     DESC_SIZE,
     INDEX_MODULUS,
-    USED_ELEM_SIZE,
     AvailFlag,
     DescFlag,
     Feature,
@@ -63,14 +62,21 @@ _INDIRECT = int(DescFlag.INDIRECT)
 """Plain-int flag bits: `int | IntFlag` goes through enum code, too slow per descriptor."""
 
 
-@dataclass(slots=True)
-class _Outstanding:
+class _Outstanding(NamedTuple):
     """What the driver remembers about a head it handed to the device."""
 
     token: Token
     descs: int
     writable: int
     table: int | None
+
+
+_new_record = tuple.__new__
+"""Builds an `_Outstanding` from a tuple of its fields: the generated `__new__` of a
+NamedTuple is a Python call, and this runs once per buffer."""
+
+_WMB, _RMB, _MB = Barrier.WRITE, Barrier.READ, Barrier.FULL
+"""The barrier kinds as module names: an `Enum` member lookup costs a call on 3.11."""
 
 
 class SplitDriver(DriverRing[_Outstanding]):
@@ -98,8 +104,11 @@ class SplitDriver(DriverRing[_Outstanding]):
         self.mem = mem
         self.layout = layout
         self.size = layout.size
-        self._avail_idx_at = layout.avail_idx  # the two hot fixed addresses, looked up once
+        self._desc_at = layout.desc  # the hot addresses, looked up once
+        self._avail_idx_at = layout.avail_idx
         self._used_idx_at = layout.used_idx
+        self._avail_slot_at = layout.avail_ring_addrs
+        self._used_slot_at = layout.used_ring_addrs
         self.event_idx = has_feature(features, Feature.EVENT_IDX)
         self.indirect = has_feature(features, Feature.INDIRECT_DESC) and allocator is not None
         self._allocator = allocator
@@ -136,59 +145,65 @@ class SplitDriver(DriverRing[_Outstanding]):
         driver may add (no segments, 2^32 bytes or more, more parts than the queue
         size, a segment outside memory, or a None token).
         """
-        self._check_live()
-        segments = [(seg, 0) for seg in out] + [(seg, _WRITE) for seg in in_]
-        writable = check_buffer(self.mem, self.size, segments, token)
-        table = self._indirect_table(len(segments)) if self.indirect else None
-        needed = 1 if table is not None else len(segments)
+        if self.broken:
+            self._check_live()
+        writable = check_buffer(self.mem, self.size, out, in_, token)
+        parts = len(out) + len(in_)
+        table = self._indirect_table(parts) if self.indirect else None
+        needed = 1 if table is not None else parts
         if self.num_free < needed:
             if table is not None and self._allocator is not None:
                 self._allocator.free(table)
             raise NoSpace(f"{needed} descriptors needed, {self.num_free} free")
         if table is not None:
-            head = self._write_indirect(table, segments)
+            head = self._write_indirect(table, out, in_)
         else:
-            head = self._write_direct(segments)
-        self._state[head] = _Outstanding(token, needed, writable, table)
+            head = self._write_direct(out, in_, parts)
+        self._state[head] = _new_record(_Outstanding, (token, needed, writable, table))
         self.outstanding += 1
         self._publish(head)
         return head
 
-    def _write_indirect(self, table: int, segments: list[tuple[Segment, int]]) -> int:
-        last = len(segments) - 1
-        write = self.mem.write
-        for i, (seg, flags) in enumerate(segments):
-            chained = flags | _NEXT if i < last else flags
-            write(table + DESC_SIZE * i, pack_descriptor(seg.addr, seg.len, chained, i + 1))
+    def _write_indirect(self, table: int, out: Sequence[Segment], in_: Sequence[Segment]) -> int:
+        """Fill the table (entry i links to i + 1), then take one ring descriptor for it."""
+        write, last = self.mem.write_struct, len(out) + len(in_) - 1
+        i = 0
+        for flags, segments in ((0, out), (_WRITE, in_)):
+            for addr, length in segments:
+                chained = flags | _NEXT if i < last else flags
+                write(DESC_STRUCT, table + DESC_SIZE * i, addr, length, chained, i + 1)
+                i += 1
         head = self.free_head
-        table_len = DESC_SIZE * len(segments)
-        pointer = pack_descriptor(table, table_len, _INDIRECT, self._next[head])
-        write(self.layout.desc_addr(head), pointer)
+        write(DESC_STRUCT, self._desc_at + DESC_SIZE * head,
+              table, DESC_SIZE * (last + 1), _INDIRECT, self._next[head])
         self.free_head = self._next[head]
         self.num_free -= 1
         return head
 
-    def _write_direct(self, segments: list[tuple[Segment, int]]) -> int:
+    def _write_direct(self, out: Sequence[Segment], in_: Sequence[Segment], parts: int) -> int:
+        """Write `parts` descriptors from the free list; each keeps its link as `next`."""
+        write, desc, links = self.mem.write_struct, self._desc_at, self._next
         head = index = self.free_head
-        last = len(segments) - 1
-        write, table, links = self.mem.write, self.layout.desc, self._next
-        for i, (seg, flags) in enumerate(segments):
-            chained = flags | _NEXT if i < last else flags
-            raw = pack_descriptor(seg.addr, seg.len, chained, links[index])
-            write(table + DESC_SIZE * index, raw)
-            if i < last:
-                index = links[index]
-        self.free_head = self._next[index]
-        self.num_free -= len(segments)
+        left = parts
+        for flags, segments in ((0, out), (_WRITE, in_)):
+            for addr, length in segments:
+                left -= 1
+                link = links[index]
+                chained = flags | _NEXT if left else flags
+                write(DESC_STRUCT, desc + DESC_SIZE * index, addr, length, chained, link)
+                if left:
+                    index = link
+        self.free_head = links[index]
+        self.num_free -= parts
         return head
 
     def _publish(self, head: int) -> None:
         """Place `head` in the available ring, then move avail.idx (§2.7.13.2-3)."""
-        lay = self.layout
-        self.mem.write_u16(lay.avail_ring(slot(self.avail_idx, self.size)), head)
-        self.mem.barrier(Barrier.WRITE, "A")  # publish A (SPLIT-DRV-024)
+        mem = self.mem
+        mem.write_u16(self._avail_slot_at[slot(self.avail_idx, self.size)], head)
+        mem.barrier(_WMB, "A")  # publish A (SPLIT-DRV-024)
         self.avail_idx = advance(self.avail_idx)
-        self.mem.write_u16(self._avail_idx_at, self.avail_idx)
+        mem.write_u16(self._avail_idx_at, self.avail_idx)
         self._num_added += 1
 
     # --- notifying the device (§2.7.13.4, §2.7.10) ----------------------------------
@@ -216,18 +231,19 @@ class SplitDriver(DriverRing[_Outstanding]):
         Checks everything the device wrote: used.idx may not run past what is
         outstanding, the id must be an outstanding head, len at most its writable bytes.
         """
-        self._check_live()
-        used_idx = self.mem.read_u16(self._used_idx_at)
-        pending = distance(used_idx, self.last_used_idx)
+        if self.broken:
+            self._check_live()
+        mem, last = self.mem, self.last_used_idx
+        used_idx = mem.read_u16(self._used_idx_at)
+        pending = distance(used_idx, last)
         if pending == 0:
             return None
         if pending > self.outstanding:
             self._fail(
                 UsedIndexJump(f"used.idx is {pending} ahead, {self.outstanding} outstanding")
             )
-        self.mem.barrier(Barrier.READ, "C")  # observe C
-        elem = self.layout.used_ring(slot(self.last_used_idx, self.size))
-        head, written = unpack_used_elem(self.mem.read(elem, USED_ELEM_SIZE))
+        mem.barrier(_RMB, "C")  # observe C
+        head, written = mem.read_struct(USED_ELEM_STRUCT, self._used_slot_at[slot(last, self.size)])
         if head >= self.size:
             self._fail(UsedIdOutOfRange(f"used id {head} >= queue size {self.size}"))
         record = self._state[head]
@@ -238,10 +254,10 @@ class SplitDriver(DriverRing[_Outstanding]):
                 UsedLengthTooLong(f"used len {written} > {record.writable} writable bytes")
             )
         self._detach(head, record)
-        self.last_used_idx = advance(self.last_used_idx)
+        self.last_used_idx = last = advance(last)
         if self.event_idx and not self.no_interrupt:
-            self.mem.write_u16(self.layout.used_event, self.last_used_idx)
-            self.mem.barrier(Barrier.FULL, "D")  # publish D
+            mem.write_u16(self.layout.used_event, last)
+            mem.barrier(_MB, "D")  # publish D
         return record.token, written
 
     def more_used(self) -> bool:

@@ -60,6 +60,7 @@ CLASS_PREFIXES = {
 EXPRESSIONS = {
     "DESC_SIZE": "sizeof(struct vring_desc)",
     "USED_ELEM_SIZE": "sizeof(struct vring_used_elem)",
+    "AVAIL_ELEM_SIZE": "sizeof(((struct vring_avail *)0)->ring[0])",
     "RING_HEADER_SIZE": "offsetof(struct vring_avail, ring)",
     "EVENT_FIELD_SIZE": "sizeof(__virtio16)",
     "INDEX_BITS": "8 * sizeof(((struct vring_avail *)0)->idx)",
