@@ -12,11 +12,15 @@ anything is written.
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
+from operator import itemgetter
 
 from .chain import Segment
 from .errors import BadBuffer
 from .memory import GuestMemory
 from .spec import MAX_CHAIN_BYTES
+
+_length = itemgetter(1)
+"""`seg.len` as a C-level function."""
 
 
 def check_buffer(
@@ -37,19 +41,12 @@ def check_buffer(
         raise BadBuffer("a buffer needs at least one segment")
     if parts > size:
         raise BadBuffer(f"{parts} segments exceed queue size {size}")
-    readable = _checked_bytes(mem, out)
-    writable = _checked_bytes(mem, in_)
-    if readable + writable >= MAX_CHAIN_BYTES:
-        raise BadBuffer("a buffer must stay below 2^32 bytes")
-    return writable
-
-
-def _checked_bytes(mem: GuestMemory, segments: Sequence[Segment]) -> int:
-    """The total length of `segments`, each checked to lie inside guest memory."""
     total = 0
     contains = mem.contains
-    for addr, length in segments:
+    for addr, length in (*out, *in_):
         if not contains(addr, length):
             raise BadBuffer(f"segment [{addr:#x}, +{length}) outside guest memory")
         total += length
-    return total
+    if total >= MAX_CHAIN_BYTES:
+        raise BadBuffer("a buffer must stay below 2^32 bytes")
+    return sum(map(_length, in_))

@@ -157,14 +157,14 @@ def walk_chain(
     """
     readable: list[Segment] = []
     writable: list[Segment] = []
-    total, cur_table, cur_size, indirect = 0, table, size, False
+    total = taken = 0
+    cur_table, cur_size, indirect = table, size, False
     index, visited = head, {head}
     read, contains = mem.read_struct, mem.contains
     while True:
         desc = read(DESC_STRUCT, cur_table + DESC_SIZE * index)
         addr, length, flags, nxt = desc
         if flags & _INDIRECT:
-            taken = len(readable) + len(writable)
             cur_size = _enter_indirect(
                 mem, desc, size, taken, in_table=indirect, indirect_ok=indirect_ok
             )
@@ -178,7 +178,8 @@ def walk_chain(
             raise ReadableAfterWritable("a device-readable descriptor follows a writable one")
         else:
             readable.append(_new(Segment, (addr, length)))
-        if len(readable) + len(writable) > size:
+        taken += 1
+        if taken > size:
             raise ChainTooLong(f"chain holds more than {size} buffer descriptors")
         total += length
         if total >= MAX_CHAIN_BYTES:

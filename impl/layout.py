@@ -39,6 +39,10 @@ DESC_STRUCT = struct.Struct("<QIHH")
 """The format of a `virtq_desc`, for `GuestMemory.read_struct`/`write_struct`:
 `(addr, len, flags, next)`."""
 
+LE16_STRUCT = struct.Struct("<H")
+"""One le16 field (a ring entry, an index, flags, an event word), for the accessors of
+`GuestMemory.reader`/`writer`: `(value,)`."""
+
 USED_ELEM_STRUCT = struct.Struct("<II")
 """The format of a `virtq_used_elem`, for `GuestMemory.read_struct`/`write_struct`:
 `(id, len)`."""
@@ -199,6 +203,21 @@ class SplitLayout:
     def avail_ring(self, ring_slot: int) -> int:
         """Address of virtq_avail.ring[ring_slot]."""
         return self.avail + RING_HEADER_SIZE + AVAIL_ELEM_SIZE * ring_slot
+
+    @property
+    def avail_area(self) -> tuple[int, int]:
+        """`[start, end)` of the Driver Area (flags, idx, ring, used_event)."""
+        return self.avail, self.avail + avail_ring_bytes(self.size)
+
+    @property
+    def used_area(self) -> tuple[int, int]:
+        """`[start, end)` of the Device Area (flags, idx, ring, avail_event)."""
+        return self.used, self.used + used_ring_bytes(self.size)
+
+    @property
+    def desc_area(self) -> tuple[int, int]:
+        """`[start, end)` of the Descriptor Area."""
+        return self.desc, self.desc + desc_table_bytes(self.size)
 
     @property
     def avail_ring_addrs(self) -> range:

@@ -11,6 +11,14 @@ Rules:
   any other access. A subclass that redefines `read` or `write` (the recording and
   interleaving memories) gets versions of them built on its own `read`/`write`, so it
   still sees every structure access, one access per structure.
+- A ring reads and writes its own fields through accessors it asks for once
+  (`reader`/`writer` over one area of a validated layout): the area is bounds-checked
+  when the accessor is made, and every address the ring passes lies inside it by
+  construction (a fixed field, or a slot the proven `ring_math.slot` keeps below the
+  queue size). On this flat memory an accessor is the `struct` codec bound to the
+  bytes, with no Python frame per access; on a subclass that redefines any accessor
+  it is that subclass's checked `read_struct`/`write_struct`, so recording and
+  interleaving memories still see, and check, every access.
 - Ordering points are explicit calls to `barrier(kind, label)`. In this memory they
   cost nothing, because one Python thread is sequentially consistent; the interleaving
   explorer's memory (`impl/replay.py`, `impl/weak_memory.py`) makes every access a
@@ -25,7 +33,9 @@ from __future__ import annotations
 
 import mmap
 import struct
+from collections.abc import Callable
 from enum import Enum
+from functools import partial
 from typing import Any
 
 from .errors import MemoryFault
@@ -34,6 +44,22 @@ _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 _ADDR_LIMIT = 1 << 64
+
+_Bytes = bytearray | mmap.mmap
+_unpack16: Callable[[_Bytes, int], tuple[int]] = _U16.unpack_from
+_unpack32: Callable[[_Bytes, int], tuple[int]] = _U32.unpack_from
+_unpack64: Callable[[_Bytes, int], tuple[int]] = _U64.unpack_from
+_pack16: Callable[[_Bytes, int, int], None] = _U16.pack_into
+_pack32: Callable[[_Bytes, int, int], None] = _U32.pack_into
+_pack64: Callable[[_Bytes, int, int], None] = _U64.pack_into
+"""The bound codecs, typed, and looked up once rather than per access."""
+
+Reader = Callable[[int], tuple[Any, ...]]
+"""Reads one structure at an address: what `GuestMemory.reader` returns."""
+
+Writer = Callable[..., None]
+"""Writes one structure at an address, `write(addr, *values)`: what `GuestMemory.writer`
+returns."""
 
 
 class Barrier(Enum):
@@ -73,9 +99,14 @@ class GuestMemory:
         if not (0 <= addr and 0 <= length and addr + length <= self.size and addr < _ADDR_LIMIT):
             raise MemoryFault(addr, length, self.size)
 
+    _flat: bool = True
+    """Whether every accessor is this class's own: then `reader`/`writer` hand out the
+    bare codecs."""
+
     def __init_subclass__(cls, **kwargs: object) -> None:
         """Route a subclass's structure accesses through its own `read`/`write`."""
         super().__init_subclass__(**kwargs)
+        cls._flat = all(getattr(cls, name) is getattr(GuestMemory, name) for name in _ACCESSORS)
         if cls.read is not GuestMemory.read and cls.read_struct is GuestMemory.read_struct:
             cls.read_struct = GuestMemory._read_struct_via_read  # type: ignore[method-assign]
         if cls.write is not GuestMemory.write and cls.write_struct is GuestMemory.write_struct:
@@ -91,19 +122,19 @@ class GuestMemory:
         """Read a little-endian u16."""
         if not 0 <= addr <= self.size - 2:
             raise MemoryFault(addr, 2, self.size)
-        return int(_U16.unpack_from(self._buf, addr)[0])
+        return _unpack16(self._buf, addr)[0]
 
     def read_u32(self, addr: int) -> int:
         """Read a little-endian u32."""
         if not 0 <= addr <= self.size - 4:
             raise MemoryFault(addr, 4, self.size)
-        return int(_U32.unpack_from(self._buf, addr)[0])
+        return _unpack32(self._buf, addr)[0]
 
     def read_u64(self, addr: int) -> int:
         """Read a little-endian u64."""
         if not 0 <= addr <= self.size - 8:
             raise MemoryFault(addr, 8, self.size)
-        return int(_U64.unpack_from(self._buf, addr)[0])
+        return _unpack64(self._buf, addr)[0]
 
     def read(self, addr: int, length: int) -> bytes:
         """Read `length` bytes."""
@@ -121,6 +152,27 @@ class GuestMemory:
     def _read_struct_via_read(self, fmt: struct.Struct, addr: int) -> tuple[Any, ...]:
         return fmt.unpack(self.read(addr, fmt.size))
 
+    def reader(self, fmt: struct.Struct, lo: int, hi: int) -> Reader:
+        """A function reading one `fmt` structure at an address inside `[lo, hi)`.
+
+        The area is checked here (`MemoryFault` if it leaves the region); the caller
+        promises every address it passes keeps the structure inside the area.
+        """
+        self.check(lo, hi - lo)
+        if self._flat:
+            return partial(fmt.unpack_from, self._buf)
+        return partial(self.read_struct, fmt)
+
+    def writer(self, fmt: struct.Struct, lo: int, hi: int) -> Writer:
+        """A function writing one `fmt` structure at an address inside `[lo, hi)`.
+
+        Called as `write(addr, *values)`; the same promise as `reader`.
+        """
+        self.check(lo, hi - lo)
+        if self._flat:
+            return partial(fmt.pack_into, self._buf)
+        return partial(self.write_struct, fmt)
+
     def write_u8(self, addr: int, value: int) -> None:
         """Write one byte."""
         if not 0 <= addr < self.size:
@@ -131,19 +183,19 @@ class GuestMemory:
         """Write a little-endian u16."""
         if not 0 <= addr <= self.size - 2:
             raise MemoryFault(addr, 2, self.size)
-        _U16.pack_into(self._buf, addr, value)
+        _pack16(self._buf, addr, value)
 
     def write_u32(self, addr: int, value: int) -> None:
         """Write a little-endian u32."""
         if not 0 <= addr <= self.size - 4:
             raise MemoryFault(addr, 4, self.size)
-        _U32.pack_into(self._buf, addr, value)
+        _pack32(self._buf, addr, value)
 
     def write_u64(self, addr: int, value: int) -> None:
         """Write a little-endian u64."""
         if not 0 <= addr <= self.size - 8:
             raise MemoryFault(addr, 8, self.size)
-        _U64.pack_into(self._buf, addr, value)
+        _pack64(self._buf, addr, value)
 
     def write(self, addr: int, data: bytes | bytearray | memoryview) -> None:
         """Write `data` at `addr`."""
@@ -177,3 +229,11 @@ class GuestMemory:
         `label` names the pair ("A" .. "D", see docs/ordering.md) so the matching
         barrier on the other side can be found by searching for the same label.
         """
+
+
+_ACCESSORS = tuple(
+    name
+    for name in vars(GuestMemory)
+    if name.startswith(("read", "write", "fill")) and name not in ("reader", "writer")
+)
+"""Every method that touches the bytes: a subclass redefining one is not flat."""

@@ -128,13 +128,22 @@ class ScriptedMemory(GuestMemory):
 
 
 def _caller(depth: int) -> str:
-    """The name of the function `depth` frames up: the one that called memory (for traces)."""
+    """The function that called memory, from `depth` frames up (for traces).
+
+    Frames of the memory classes themselves (a structure access routed through
+    `read`/`write`) and comprehensions are skipped, so the name is the ring code's.
+    """
     frame = sys._getframe(depth)
-    while frame.f_code.co_name.startswith("<") and frame.f_back is not None:
-        frame = frame.f_back  # a comprehension: name the function it runs in
+    while frame.f_back is not None and (
+        frame.f_code.co_name.startswith("<") or frame.f_code.co_filename in _MEMORY_FILES
+    ):
+        frame = frame.f_back
     owner = frame.f_locals.get("self")
     prefix = f"{type(owner).__name__}." if owner is not None else ""
     return prefix + frame.f_code.co_name
+
+
+_MEMORY_FILES = frozenset({__file__, sys.modules[GuestMemory.__module__].__file__})
 
 
 @dataclass(frozen=True, slots=True)

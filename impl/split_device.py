@@ -34,7 +34,7 @@ from .errors import (
     QueueBroken,
     RingCorruption,
 )
-from .layout import USED_ELEM_STRUCT, SplitLayout
+from .layout import LE16_STRUCT, USED_ELEM_STRUCT, SplitLayout
 from .memory import Barrier, GuestMemory
 from .ring_math import advance, distance, need_event, slot, wrap
 from .spec import INDEX_MODULUS, AvailFlag, Feature, UsedFlag, has_feature
@@ -62,6 +62,9 @@ class SplitDevice:
         self._used_idx_at = layout.used_idx
         self._avail_slot_at = layout.avail_ring_addrs
         self._used_slot_at = layout.used_ring_addrs
+        self._get_avail = mem.reader(LE16_STRUCT, *layout.avail_area)
+        self._put_used = mem.writer(LE16_STRUCT, *layout.used_area)
+        self._put_used_elem = mem.writer(USED_ELEM_STRUCT, *layout.used_area)
         self.event_idx = has_feature(features, Feature.EVENT_IDX)
         self.indirect = has_feature(features, Feature.INDIRECT_DESC)
         self._initial = wrap(initial_index)
@@ -90,7 +93,7 @@ class SplitDevice:
             return None
         mem, size, nxt = self.mem, self.size, self.next_avail
         mem.barrier(_RMB, "A")  # observe A
-        head = mem.read_u16(self._avail_slot_at[slot(nxt, size)])
+        (head,) = self._get_avail(self._avail_slot_at[slot(nxt, size)])
         if head >= size:
             self._fail(HeadOutOfRange(f"available head {head} >= queue size {size}"))
         if head in self.in_flight:
@@ -107,7 +110,7 @@ class SplitDevice:
 
     def _pending(self) -> int:
         """Read avail.idx and return how many entries lie beyond next_avail, checked."""
-        avail_idx = self.mem.read_u16(self._avail_idx_at)
+        avail_idx: int = self._get_avail(self._avail_idx_at)[0]
         nxt = self.next_avail
         pending = distance(avail_idx, nxt)
         if pending > self.size:
@@ -138,11 +141,11 @@ class SplitDevice:
 
     def _write_used(self, head: int, written: int) -> None:
         """Fill the used element, then publish used.idx (publish C)."""
-        mem, nxt = self.mem, self.next_used
-        mem.write_struct(USED_ELEM_STRUCT, self._used_slot_at[slot(nxt, self.size)], head, written)
-        mem.barrier(_WMB, "C")  # publish C
+        nxt = self.next_used
+        self._put_used_elem(self._used_slot_at[slot(nxt, self.size)], head, written)
+        self.mem.barrier(_WMB, "C")  # publish C
         self.next_used = nxt = advance(nxt)
-        mem.write_u16(self._used_idx_at, nxt)
+        self._put_used(self._used_idx_at, nxt)
         self._unsignalled += 1
 
     # --- used buffer notifications (§2.7.7.2) ----------------------------------------

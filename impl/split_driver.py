@@ -38,6 +38,7 @@ from .errors import (
 )
 from .layout import (
     DESC_STRUCT,
+    LE16_STRUCT,
     USED_ELEM_STRUCT,
     SplitLayout,
     avail_ring_bytes,
@@ -109,6 +110,10 @@ class SplitDriver(DriverRing[_Outstanding]):
         self._used_idx_at = layout.used_idx
         self._avail_slot_at = layout.avail_ring_addrs
         self._used_slot_at = layout.used_ring_addrs
+        self._put_desc = mem.writer(DESC_STRUCT, *layout.desc_area)
+        self._put_avail = mem.writer(LE16_STRUCT, *layout.avail_area)
+        self._get_used = mem.reader(LE16_STRUCT, *layout.used_area)
+        self._get_used_elem = mem.reader(USED_ELEM_STRUCT, *layout.used_area)
         self.event_idx = has_feature(features, Feature.EVENT_IDX)
         self.indirect = has_feature(features, Feature.INDIRECT_DESC) and allocator is not None
         self._allocator = allocator
@@ -174,15 +179,15 @@ class SplitDriver(DriverRing[_Outstanding]):
                 write(DESC_STRUCT, table + DESC_SIZE * i, addr, length, chained, i + 1)
                 i += 1
         head = self.free_head
-        write(DESC_STRUCT, self._desc_at + DESC_SIZE * head,
-              table, DESC_SIZE * (last + 1), _INDIRECT, self._next[head])
+        self._put_desc(self._desc_at + DESC_SIZE * head,
+                       table, DESC_SIZE * (last + 1), _INDIRECT, self._next[head])
         self.free_head = self._next[head]
         self.num_free -= 1
         return head
 
     def _write_direct(self, out: Sequence[Segment], in_: Sequence[Segment], parts: int) -> int:
         """Write `parts` descriptors from the free list; each keeps its link as `next`."""
-        write, desc, links = self.mem.write_struct, self._desc_at, self._next
+        write, desc, links = self._put_desc, self._desc_at, self._next
         head = index = self.free_head
         left = parts
         for flags, segments in ((0, out), (_WRITE, in_)):
@@ -190,7 +195,7 @@ class SplitDriver(DriverRing[_Outstanding]):
                 left -= 1
                 link = links[index]
                 chained = flags | _NEXT if left else flags
-                write(DESC_STRUCT, desc + DESC_SIZE * index, addr, length, chained, link)
+                write(desc + DESC_SIZE * index, addr, length, chained, link)
                 if left:
                     index = link
         self.free_head = links[index]
@@ -199,11 +204,11 @@ class SplitDriver(DriverRing[_Outstanding]):
 
     def _publish(self, head: int) -> None:
         """Place `head` in the available ring, then move avail.idx (§2.7.13.2-3)."""
-        mem = self.mem
-        mem.write_u16(self._avail_slot_at[slot(self.avail_idx, self.size)], head)
-        mem.barrier(_WMB, "A")  # publish A (SPLIT-DRV-024)
+        put = self._put_avail
+        put(self._avail_slot_at[slot(self.avail_idx, self.size)], head)
+        self.mem.barrier(_WMB, "A")  # publish A (SPLIT-DRV-024)
         self.avail_idx = advance(self.avail_idx)
-        mem.write_u16(self._avail_idx_at, self.avail_idx)
+        put(self._avail_idx_at, self.avail_idx)
         self._num_added += 1
 
     # --- notifying the device (§2.7.13.4, §2.7.10) ----------------------------------
@@ -234,7 +239,7 @@ class SplitDriver(DriverRing[_Outstanding]):
         if self.broken:
             self._check_live()
         mem, last = self.mem, self.last_used_idx
-        used_idx = mem.read_u16(self._used_idx_at)
+        (used_idx,) = self._get_used(self._used_idx_at)
         pending = distance(used_idx, last)
         if pending == 0:
             return None
@@ -243,7 +248,7 @@ class SplitDriver(DriverRing[_Outstanding]):
                 UsedIndexJump(f"used.idx is {pending} ahead, {self.outstanding} outstanding")
             )
         mem.barrier(_RMB, "C")  # observe C
-        head, written = mem.read_struct(USED_ELEM_STRUCT, self._used_slot_at[slot(last, self.size)])
+        head, written = self._get_used_elem(self._used_slot_at[slot(last, self.size)])
         if head >= self.size:
             self._fail(UsedIdOutOfRange(f"used id {head} >= queue size {self.size}"))
         record = self._state[head]
@@ -256,7 +261,7 @@ class SplitDriver(DriverRing[_Outstanding]):
         self._detach(head, record)
         self.last_used_idx = last = advance(last)
         if self.event_idx and not self.no_interrupt:
-            mem.write_u16(self.layout.used_event, last)
+            self._put_avail(self.layout.used_event, last)
             mem.barrier(_MB, "D")  # publish D
         return record.token, written
 
