@@ -18,7 +18,9 @@ Rules:
   queue size). On this flat memory an accessor is the `struct` codec bound to the
   bytes, with no Python frame per access; on a subclass that redefines any accessor
   it is that subclass's checked `read_struct`/`write_struct`, so recording and
-  interleaving memories still see, and check, every access.
+  interleaving memories still see, and check, every access. An object holding
+  accessors derives from `HoldsAccessors`, so a copy of it (the interleaving explorer
+  deep-copies a side with its memory swapped) binds them to the copy's own memory.
 - Ordering points are explicit calls to `barrier(kind, label)`. In this memory they
   cost nothing, because one Python thread is sequentially consistent; the interleaving
   explorer's memory (`impl/replay.py`, `impl/weak_memory.py`) makes every access a
@@ -229,6 +231,34 @@ class GuestMemory:
         `label` names the pair ("A" .. "D", see docs/ordering.md) so the matching
         barrier on the other side can be found by searching for the same label.
         """
+
+
+class HoldsAccessors:
+    """Ring code keeping `reader`/`writer` accessors of `self.mem` as attributes.
+
+    An accessor is bound to one memory's bytes, so a copy must not carry it over: a
+    copy or deep copy drops the accessors and makes them again from its own `mem`
+    (which a deep copy may have swapped for another memory through its memo).
+    """
+
+    mem: GuestMemory
+
+    def _accessors(self) -> dict[str, Reader | Writer]:
+        """The accessors by attribute name, made from `self.mem`."""
+        raise NotImplementedError
+
+    def _bind_accessors(self) -> None:
+        vars(self).update(self._accessors())
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(vars(self))
+        for name in self._accessors():
+            del state[name]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        vars(self).update(state)
+        self._bind_accessors()
 
 
 _ACCESSORS = tuple(

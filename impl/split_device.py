@@ -35,7 +35,7 @@ from .errors import (
     RingCorruption,
 )
 from .layout import LE16_STRUCT, USED_ELEM_STRUCT, SplitLayout
-from .memory import Barrier, GuestMemory
+from .memory import Barrier, GuestMemory, HoldsAccessors, Reader, Writer
 from .ring_math import advance, distance, need_event, slot, wrap
 from .spec import INDEX_MODULUS, AvailFlag, Feature, UsedFlag, has_feature
 
@@ -43,12 +43,16 @@ _WMB, _RMB, _MB = Barrier.WRITE, Barrier.READ, Barrier.FULL
 """The barrier kinds as module names: an `Enum` member lookup costs a call on 3.11."""
 
 
-class SplitDevice:
+class SplitDevice(HoldsAccessors):
     """Device half of one split virtqueue over `mem` at `layout`.
 
     `features` is the negotiated feature word. `initial_index` must match the
     driver's (0 after a reset; other values model a restored queue).
     """
+
+    _get_avail: Reader
+    _put_used: Writer
+    _put_used_elem: Writer
 
     def __init__(
         self, mem: GuestMemory, layout: SplitLayout, features: int = 0, *, initial_index: int = 0
@@ -62,13 +66,20 @@ class SplitDevice:
         self._used_idx_at = layout.used_idx
         self._avail_slot_at = layout.avail_ring_addrs
         self._used_slot_at = layout.used_ring_addrs
-        self._get_avail = mem.reader(LE16_STRUCT, *layout.avail_area)
-        self._put_used = mem.writer(LE16_STRUCT, *layout.used_area)
-        self._put_used_elem = mem.writer(USED_ELEM_STRUCT, *layout.used_area)
+        self._bind_accessors()
         self.event_idx = has_feature(features, Feature.EVENT_IDX)
         self.indirect = has_feature(features, Feature.INDIRECT_DESC)
         self._initial = wrap(initial_index)
         self.reset()
+
+    def _accessors(self) -> dict[str, Reader | Writer]:
+        """The device reads the Driver Area and writes the Device Area."""
+        mem, lay = self.mem, self.layout
+        return {
+            "_get_avail": mem.reader(LE16_STRUCT, *lay.avail_area),
+            "_put_used": mem.writer(LE16_STRUCT, *lay.used_area),
+            "_put_used_elem": mem.writer(USED_ELEM_STRUCT, *lay.used_area),
+        }
 
     def reset(self) -> None:
         """Forget all queue state (VQ-DEV-002); ring memory is the driver's to re-initialize."""

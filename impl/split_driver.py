@@ -45,7 +45,7 @@ from .layout import (
     desc_table_bytes,
     used_ring_bytes,
 )
-from .memory import Barrier, GuestMemory
+from .memory import Barrier, GuestMemory, HoldsAccessors, Reader, Writer
 from .ring_math import advance, distance, need_event, slot, wrap
 from .spec import (
     DESC_SIZE,
@@ -80,7 +80,7 @@ _WMB, _RMB, _MB = Barrier.WRITE, Barrier.READ, Barrier.FULL
 """The barrier kinds as module names: an `Enum` member lookup costs a call on 3.11."""
 
 
-class SplitDriver(DriverRing[_Outstanding]):
+class SplitDriver(DriverRing[_Outstanding], HoldsAccessors):
     """Driver half of one split virtqueue over `mem` at `layout`.
 
     `features` is the negotiated feature word; VIRTIO_F_EVENT_IDX and
@@ -90,6 +90,11 @@ class SplitDriver(DriverRing[_Outstanding]):
     other than 0, as a queue restored after migration would (the spec's reset value
     is 0).
     """
+
+    _put_desc: Writer
+    _put_avail: Writer
+    _get_used: Reader
+    _get_used_elem: Reader
 
     def __init__(
         self,
@@ -110,10 +115,7 @@ class SplitDriver(DriverRing[_Outstanding]):
         self._used_idx_at = layout.used_idx
         self._avail_slot_at = layout.avail_ring_addrs
         self._used_slot_at = layout.used_ring_addrs
-        self._put_desc = mem.writer(DESC_STRUCT, *layout.desc_area)
-        self._put_avail = mem.writer(LE16_STRUCT, *layout.avail_area)
-        self._get_used = mem.reader(LE16_STRUCT, *layout.used_area)
-        self._get_used_elem = mem.reader(USED_ELEM_STRUCT, *layout.used_area)
+        self._bind_accessors()
         self.event_idx = has_feature(features, Feature.EVENT_IDX)
         self.indirect = has_feature(features, Feature.INDIRECT_DESC) and allocator is not None
         self._allocator = allocator
@@ -129,6 +131,16 @@ class SplitDriver(DriverRing[_Outstanding]):
         self.no_interrupt = False
         self.broken = False
         self._zero_ring(initial_index)
+
+    def _accessors(self) -> dict[str, Reader | Writer]:
+        """The driver writes the descriptor table and Driver Area, reads the Device Area."""
+        mem, lay = self.mem, self.layout
+        return {
+            "_put_desc": mem.writer(DESC_STRUCT, *lay.desc_area),
+            "_put_avail": mem.writer(LE16_STRUCT, *lay.avail_area),
+            "_get_used": mem.reader(LE16_STRUCT, *lay.used_area),
+            "_get_used_elem": mem.reader(USED_ELEM_STRUCT, *lay.used_area),
+        }
 
     def _zero_ring(self, initial_index: int) -> None:
         """Zero all three parts and write the starting indices (SPLIT-DRV-017)."""

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import mmap
+import struct
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from impl.errors import MemoryFault
-from impl.memory import Barrier, GuestMemory
+from impl.memory import Barrier, GuestMemory, HoldsAccessors, Reader, Writer
 
 SIZE = 64
 ADDR_LIMIT = 1 << 64
@@ -137,3 +139,86 @@ def test_barrier_is_a_no_op_here(kind: Barrier) -> None:
     mem.write(0, b"x")
     mem.barrier(kind, "A")
     assert mem.read(0, 1) == b"x"
+
+
+# --- structures and accessors ------------------------------------------------------------
+PAIR = struct.Struct("<IH")
+
+
+class _LoggingMemory(GuestMemory):
+    """Redefines only the byte-range primitives, as the recording memories do."""
+
+    __slots__ = ("log",)
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.log: list[tuple[str, int, int]] = []
+
+    def read(self, addr: int, length: int) -> bytes:
+        self.log.append(("read", addr, length))
+        return super().read(addr, length)
+
+    def write(self, addr: int, data: bytes | bytearray | memoryview) -> None:
+        self.log.append(("write", addr, len(data)))
+        super().write(addr, data)
+
+
+@pytest.mark.parametrize("memory", [GuestMemory, _LoggingMemory])
+def test_structures_round_trip_little_endian(memory: type[GuestMemory]) -> None:
+    mem = memory(SIZE)
+    mem.write_struct(PAIR, 10, 0x01020304, 0x0506)
+    assert mem.read(10, PAIR.size) == bytes([4, 3, 2, 1, 6, 5])
+    assert mem.read_struct(PAIR, 10) == (0x01020304, 0x0506)
+    write, read = mem.writer(PAIR, 0, SIZE), mem.reader(PAIR, 0, SIZE)
+    write(20, 7, 8)
+    assert read(20) == (7, 8)
+    assert mem.read(20, PAIR.size) == bytes([7, 0, 0, 0, 8, 0])
+
+
+@pytest.mark.parametrize("memory", [GuestMemory, _LoggingMemory])
+@pytest.mark.parametrize("addr", [-1, SIZE - PAIR.size + 1, ADDR_LIMIT])
+def test_structure_outside_the_region_faults(memory: type[GuestMemory], addr: int) -> None:
+    mem = memory(SIZE)
+    with pytest.raises(MemoryFault):
+        mem.read_struct(PAIR, addr)
+    with pytest.raises(MemoryFault):
+        mem.write_struct(PAIR, addr, 1, 2)
+    assert mem.read(0, SIZE) == bytes(SIZE)
+
+
+def test_an_accessor_area_is_checked_when_it_is_made() -> None:
+    mem = GuestMemory(SIZE)
+    with pytest.raises(MemoryFault):
+        mem.reader(PAIR, SIZE - 4, SIZE + 4)
+    with pytest.raises(MemoryFault):
+        mem.writer(PAIR, -8, 8)
+
+
+def test_a_subclass_sees_every_structure_access_as_one_access() -> None:
+    mem = _LoggingMemory(SIZE)
+    mem.write_struct(PAIR, 0, 1, 2)
+    mem.read_struct(PAIR, 0)
+    mem.writer(PAIR, 0, SIZE)(8, 3, 4)
+    mem.reader(PAIR, 0, SIZE)(8)
+    assert mem.log == [("write", 0, 6), ("read", 0, 6), ("write", 8, 6), ("read", 8, 6)]
+
+
+class _Holder(HoldsAccessors):
+    def __init__(self, mem: GuestMemory) -> None:
+        self.mem = mem
+        self._bind_accessors()
+
+    def _accessors(self) -> dict[str, Reader | Writer]:
+        return {"put": self.mem.writer(PAIR, 0, SIZE)}
+
+
+def test_a_copy_binds_its_accessors_to_its_own_memory() -> None:
+    base, other = GuestMemory(SIZE), GuestMemory(SIZE)
+    swapped = copy.deepcopy(_Holder(base), memo={id(base): other})
+    swapped.put(0, 9, 9)  # type: ignore[attr-defined]
+    assert other.read_struct(PAIR, 0) == (9, 9)
+    assert base.read(0, SIZE) == bytes(SIZE)
+    twin = copy.deepcopy(_Holder(base))
+    twin.put(0, 5, 5)  # type: ignore[attr-defined]
+    assert twin.mem.read_struct(PAIR, 0) == (5, 5)
+    assert base.read(0, SIZE) == bytes(SIZE)
