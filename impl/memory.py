@@ -248,7 +248,8 @@ class HoldsAccessors:
         raise NotImplementedError
 
     def _bind_accessors(self) -> None:
-        vars(self).update(self._accessors())
+        for name, accessor in self._accessors().items():
+            setattr(self, name, accessor)  # not via vars(): that would slow attribute reads
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(vars(self))
@@ -257,7 +258,8 @@ class HoldsAccessors:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        vars(self).update(state)
+        for name, value in state.items():
+            setattr(self, name, value)
         self._bind_accessors()
 
 
