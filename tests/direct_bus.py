@@ -1,7 +1,8 @@
 """A stand-in transport: binds a `VirtioDriver` to a `DeviceBackend` over one guest memory.
 
 No registers, no status byte: the driver gets a `VirtioDevice` handle whose features
-are offered ∩ known, `find_vqs` lays out split rings in the guest memory and pairs a
+are offered ∩ known as the driver's `validate` narrows them (the backend then hears
+`features_accepted`, where FEATURES_OK would be granted), `find_vqs` lays out split rings in the guest memory and pairs a
 `SplitDriver` with a `SplitDevice` for each, a kick calls the backend's
 `queue_notify`, and `signal_used` runs the queue's callback when the device side
 says the driver wants an interrupt. `bind` probes, then activates (DRIVER_OK).
@@ -133,6 +134,14 @@ class DirectDevice:
         assert base is not None, "guest memory too small for the rings"
         return SplitLayout.modern(size, base)
 
+    def accept_features(self, driver: VirtioDriver) -> None:
+        """§3.1.1 steps 4-5 without registers: the driver validates the proposal, the
+        backend hears what was accepted (as at FEATURES_OK)."""
+        kept = driver.validate(self, self._features)
+        assert kept & ~self._features == 0, "validate may only clear bits"
+        self._features = kept
+        self.backend.features_accepted(kept)
+
     def activate(self) -> None:
         """DRIVER_OK: hand the backend its queues."""
         queues: list[DeviceQueue | None] = list(self.device_queues)
@@ -194,6 +203,7 @@ def bind(
     handle.queue_size = queue_size
     handle.immediate = immediate
     handle.driver = driver
+    handle.accept_features(driver)
     driver.probe(handle)
     handle.activate()
     return handle
