@@ -2,8 +2,10 @@
 
 Rules:
 - Probe (§5.1.5): read mac (or make a locally administered one, NET-DRV-004), mtu
-  (checked, NET-DEV-002) and status (LINK_UP, or assume up without STATUS,
-  NET-DRV-005); find receiveq1, transmitq1 and controlq; fill the receive ring.
+  (checked in `validate`, where an out-of-range mtu makes the driver not accept
+  VIRTIO_NET_F_MTU, and again in probe, NET-DEV-002) and status (LINK_UP, or
+  assume up without STATUS, NET-DRV-005); find receiveq1, transmitq1 and controlq;
+  fill the receive ring.
 - Receive buffers are single regions of guest memory from the driver's allocator:
   `buf_size` bytes each (at least the header with MRG_RXBUF, NET-DRV-052; room for a
   whole frame without, NET-DRV-007/051). Without ANY_LAYOUT (and VERSION_1) the
@@ -169,8 +171,15 @@ class NetDriver:
     # --- probe and remove (§5.1.5) --------------------------------------------------
     def validate(self, vdev: VirtioDevice, features: int) -> int:
         """Before FEATURES_OK: refuse a config space too small for the fields `features`
-        make the driver read (CONFIG-DRV-004); keep every proposed bit otherwise."""
+        make the driver read (CONFIG-DRV-004); do not accept VIRTIO_NET_F_MTU when the
+        offered `mtu` is outside 68..65535 (the device broke NET-DEV-002: the driver
+        goes on without it, recording `NetBadConfig`). Keeps every other proposed bit."""
         self._check_config_size(vdev.config_size, features)
+        if has_feature(features, NetFeature.MTU):
+            mtu = int.from_bytes(vdev.read_config(NET_CONFIG_MTU, 2), "little")
+            if not NET_MTU_MIN <= mtu <= NET_MTU_MAX:
+                self._record(NetBadConfig(f"offered mtu {mtu}: VIRTIO_NET_F_MTU not accepted"))
+                features &= ~feature_mask(NetFeature.MTU)
         return features
 
     def probe(self, vdev: VirtioDevice) -> None:

@@ -2,10 +2,11 @@
 
 No registers, no status byte: the driver gets a `VirtioDevice` handle whose features
 are offered ∩ known as the driver's `validate` narrows them (the backend then hears
-`features_accepted`, where FEATURES_OK would be granted), `find_vqs` lays out split rings in the guest memory and pairs a
-`SplitDriver` with a `SplitDevice` for each, a kick calls the backend's
-`queue_notify`, and `signal_used` runs the queue's callback when the device side
-says the driver wants an interrupt. `bind` probes, then activates (DRIVER_OK).
+`features_accepted`, where FEATURES_OK would be granted), `find_vqs` lays out split
+rings in the guest memory and pairs a `SplitDriver` with a `SplitDevice` for each, a
+kick calls the backend's `queue_notify`, and `signal_used` runs the queue's callback
+when the device side says the driver wants an interrupt. `bind` probes, then
+activates (DRIVER_OK).
 Interrupts run the callback at once, or with `immediate=False` wait (one pending flag
 per queue, as a level-triggered line) until the test calls `deliver()`.
 This is what the real transports (virtio-mmio, the descriptor page) do with bytes;
