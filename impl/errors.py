@@ -908,5 +908,5 @@ class ValidateAddedFeatures(UsageError):
     """A driver's `validate` returned bits it was not offered to accept: it may only clear
     bits, so the probe fails before FEATURES_OK rather than accept an unoffered bit."""
 
-    section = "3.1.1"
+    section = "2.2.1"
     spec_ids = ("FEAT-DRV-001",)
