@@ -22,7 +22,7 @@ from impl.alloc import GuestAllocator
 from impl.chain import Segment
 from impl.device import DeviceBackend, DeviceContext, DeviceQueue
 from impl.driver import DriverQueue, QueueCallback, VirtioDriver
-from impl.errors import VirtioError
+from impl.errors import ConfigWriteTooEarly, VirtioError
 from impl.layout import SplitLayout, avail_ring_bytes, desc_table_bytes, used_ring_bytes
 from impl.memory import GuestMemory
 from impl.spec import has_feature
@@ -89,6 +89,7 @@ class DirectDevice:
         self.immediate = True
         self.pending: set[int] = set()
         self.config_pending = False
+        self.validating = False
 
     @property
     def device_id(self) -> int:
@@ -114,6 +115,8 @@ class DirectDevice:
         return self.backend.read_config(offset, length)
 
     def write_config(self, offset: int, data: bytes) -> None:
+        if self.validating:
+            raise ConfigWriteTooEarly(f"config write at {offset} before FEATURES_OK")
         self.backend.write_config(offset, data)
 
     def find_vqs(
@@ -138,7 +141,11 @@ class DirectDevice:
     def accept_features(self, driver: VirtioDriver) -> None:
         """§3.1.1 steps 4-5 without registers: the driver validates the proposal, the
         backend hears what was accepted (as at FEATURES_OK)."""
-        kept = driver.validate(self, self._features)
+        self.validating = True
+        try:
+            kept = driver.validate(self, self._features)
+        finally:
+            self.validating = False
         assert kept & ~self._features == 0, "validate may only clear bits"
         self._features = kept
         self.backend.features_accepted(kept)

@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from blk_rig import TRANSPORTS, blk_side
+from blk_rig import TRANSPORTS, blk_side, guest
+from direct_bus import bind as direct_bind
 from net_rig import MAC_A, net_side
 from transport_rig import PAGE_ADDR, Platform
 
@@ -53,8 +54,8 @@ class StatusAtHook(EchoDevice):
         self.config_writes = 0
 
     def features_accepted(self, features: int) -> None:
-        assert self.core is not None
-        self.at_hook.append((self.core.status, features, self.context is not None))
+        status = -1 if self.core is None else self.core.status
+        self.at_hook.append((status, features, self.context is not None))
         super().features_accepted(features)
 
     def write_config(self, offset: int, data: bytes) -> None:
@@ -70,8 +71,8 @@ class Validating(EchoDriver):
         self.seen: list[tuple[int, int, int]] = []
 
     def validate(self, vdev: VirtioDevice, features: int) -> int:
-        assert isinstance(vdev, BusDevice)
-        self.seen.append((vdev.transport.get_status(), features, vdev.features))
+        status = vdev.transport.get_status() if isinstance(vdev, BusDevice) else -1
+        self.seen.append((status, features, vdev.features))
         return self.check(vdev, features)
 
 
@@ -189,6 +190,23 @@ def test_validate_may_read_config_but_not_write_it(transport: str) -> None:
     device, backend, core = bind(Validating(writes), transport)
     assert isinstance(device.probe_error, ConfigWriteTooEarly)
     assert backend.config_writes == 0 and not core.status & Status.FEATURES_OK
+
+
+@pytest.mark.spec("INIT-DRV-002")
+def test_the_direct_bus_validates_and_refuses_config_writes_too() -> None:
+    def writes(vdev: VirtioDevice, features: int) -> int:
+        vdev.write_config(0, b"\0")
+        return features
+
+    backend = StatusAtHook()
+    mem, allocator = guest()
+    with pytest.raises(ConfigWriteTooEarly):
+        direct_bind(Validating(writes), backend, mem, allocator)
+    assert backend.config_writes == 0 and backend.accepted == []
+    driver = Validating(lambda vdev, features: features & ~feature_mask(BIT_B))
+    handle = direct_bind(driver, StatusAtHook(), mem, allocator)
+    assert has_feature(handle.features, BIT_A) and not has_feature(handle.features, BIT_B)
+    assert handle.backend.accepted == [handle.features]
 
 
 # --- 3. the device's features_accepted hook --------------------------------------------
