@@ -701,10 +701,6 @@ class TapUnavailable(NetUsageError):
     """A TAP interface cannot be created or read (no /dev/net/tun, no permission)."""
 
 
-class NetDriverSetup(NetUsageError):
-    """A NetDriver probed with no guest memory or allocator to put its buffers in."""
-
-
 # --- Block device (§5.2) -------------------------------------------------------------
 class BlkRequestRejected(DriverError, abstract=True):
     """A virtio-blk request the device refuses; `status` is the byte it answers with.
