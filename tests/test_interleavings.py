@@ -13,13 +13,8 @@ seconds) print with `-s` and are in docs/performance.md under "Interleavings".
 from __future__ import annotations
 
 import pytest
-from support.ordering import (
-    Geometry,
-    Scenario,
-    interrupt_scenario,
-    kick_scenario,
-    polling_scenario,
-)
+from support.geometry import Geometry
+from support.ordering import Scenario, interrupt_scenario, kick_scenario, polling_scenario
 
 from impl.weak_memory import MODELS, MemoryModel
 

@@ -190,33 +190,29 @@ class DriverFencesFirst(SplitDriver):
             self.mem.write_u16(self.layout.used_event, event)
 
 
-def _factory(cls: type) -> Callable[..., Any]:
-    return lambda mem, layout, features, start: cls(mem, layout, features, initial_index=start)
-
-
 MISPLACED = [
     pytest.param(
-        kick_scenario, {"driver_factory": _factory(EarlyEventRead)}, SC,
+        kick_scenario, {"driver_cls": EarlyEventRead}, SC,
         id="driver-reads-event-before-publishing", marks=pytest.mark.spec("SPLIT-DRV-025"),
     ),
     pytest.param(
-        interrupt_scenario, {"device_factory": _factory(DeviceEarlyEventRead)}, SC,
+        interrupt_scenario, {"device_cls": DeviceEarlyEventRead}, SC,
         id="device-reads-event-before-publishing",
     ),
     pytest.param(
-        kick_scenario, {"device_factory": _factory(DeviceNoRecheck)}, SC,
+        kick_scenario, {"device_cls": DeviceNoRecheck}, SC,
         id="device-no-recheck",
     ),
     pytest.param(
-        interrupt_scenario, {"driver_factory": _factory(DriverNoRecheck)}, SC,
+        interrupt_scenario, {"driver_cls": DriverNoRecheck}, SC,
         id="driver-no-recheck",
     ),
     pytest.param(
-        kick_scenario, {"device_factory": _factory(DeviceFencesFirst)}, TSO,
+        kick_scenario, {"device_cls": DeviceFencesFirst}, TSO,
         id="device-fences-before-enabling",
     ),
     pytest.param(
-        interrupt_scenario, {"driver_factory": _factory(DriverFencesFirst)}, TSO,
+        interrupt_scenario, {"driver_cls": DriverFencesFirst}, TSO,
         id="driver-fences-before-enabling",
     ),
 ]
@@ -225,18 +221,18 @@ MISPLACED = [
 def test_an_early_notification_does_not_excuse_a_later_one() -> None:
     """The lost wake-up check counts only decisions made after the work left behind."""
     for event_idx in (False, True):
-        scenario = interrupt_scenario(event_idx, device_factory=_factory(NotifiesOnce))
+        scenario = interrupt_scenario(event_idx, device_cls=NotifiesOnce)
         report = scenario.explore(SC)
         print(report.counterexample())
         assert (report.failure or "").startswith("lost wake-up")
 
 
-@pytest.mark.parametrize(("build", "factories", "needed"), MISPLACED)
+@pytest.mark.parametrize(("build", "classes", "needed"), MISPLACED)
 @pytest.mark.parametrize("event_idx", [False, True], ids=["flags", "event_idx"])
 def test_misplaced_ordering_is_caught(
-    build: Build, factories: dict[str, Any], needed: MemoryModel, event_idx: bool
+    build: Build, classes: dict[str, Any], needed: MemoryModel, event_idx: bool
 ) -> None:
-    scenario = build(event_idx, **factories)
+    scenario = build(event_idx, **classes)
     report = scenario.explore(needed)
     print(report.counterexample())
     assert not report.passed
