@@ -17,7 +17,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from support.ordering import Scenario, interrupt_scenario, kick_scenario, polling_scenario
+from support.geometry import PACKED_STANDARD, STANDARD, Geometry
+from support.ordering import (
+    Scenario,
+    interrupt_scenario,
+    kick_scenario,
+    more_used_scenario,
+    polling_scenario,
+)
 
 from impl.memory import Barrier
 from impl.ring_math import advance, need_event, slot, wrap
@@ -87,6 +94,32 @@ def test_the_fence_after_get_buf_moves_used_event_is_necessary(dropped: tuple[st
         report = scenario.explore(model, frozenset({dropped}))
         print(report.counterexample())
         assert (report.failure or "").startswith("lost wake-up")
+
+
+@pytest.mark.parametrize("event_idx", [False, True], ids=["flags", "event_idx"])
+@pytest.mark.parametrize("geometry", [STANDARD, PACKED_STANDARD], ids=["split", "packed"])
+def test_the_fence_in_more_used_is_needed_only_after_a_re_arm_that_does_not_fence(
+    geometry: Geometry, event_idx: bool
+) -> None:
+    """`more_used`'s fence D is redundant in this driver: every write that asks for an
+    interrupt is fenced where it is made (`_arm`, `get_buf`), so removing it alone
+    passes every model. It is what the re-check relies on when the re-arm does not
+    fence: with `_arm`'s D removed too, the re-check reads the used index before the
+    re-arm is visible and a wake-up is lost from TSO on; with only `_arm`'s removed,
+    `more_used`'s fence keeps every model correct."""
+    scenario = more_used_scenario(event_idx, geometry=geometry)
+    driver = geometry.ring.reference_driver.__name__
+    more_used = ("driver", "D", f"{driver}.more_used")
+    arm = ("driver", "D", f"{driver}._arm")
+    for model in MODELS:
+        assert scenario.explore(model, frozenset({more_used})).passed, model.name
+        assert scenario.explore(model, frozenset({arm})).passed, model.name
+    assert scenario.explore(SC, frozenset({more_used, arm})).passed
+    for model in (TSO, PSO, WEAK):
+        report = scenario.explore(model, frozenset({more_used, arm}))
+        print(report.counterexample())
+        assert (report.failure or "").startswith("lost wake-up"), report.failure
+        assert f"{driver}.more_used: barrier D (mb) REMOVED" in report.counterexample()
 
 
 # --- misplaced orderings ------------------------------------------------------------

@@ -338,6 +338,20 @@ def _reclaim_then_idle(g: Geometry, drv: Any, mem: GuestMemory) -> tuple[Any, li
         log.append(("disable",))
 
 
+def _poll_then_idle(g: Geometry, drv: Any, mem: GuestMemory) -> tuple[Any, list[Any]]:
+    """Reclaim while `more_used`, re-arm, re-check with `more_used`, idle when it says no."""
+    log: list[tuple[Any, ...]] = []
+    while True:
+        while drv.more_used():
+            _reclaim(g, drv, mem, log)
+        drv.enable_cb()
+        log.append(("enable",))
+        if not drv.more_used():
+            return drv, log
+        drv.disable_cb()
+        log.append(("disable",))
+
+
 def _reclaim_until_empty(g: Geometry, drv: Any, mem: GuestMemory) -> tuple[Any, list[Any]]:
     """An interrupt handler with callbacks left on: reclaim until get_buf finds nothing."""
     log: list[tuple[Any, ...]] = []
@@ -375,13 +389,16 @@ def _check_used(pair: _Pair, returned: list[int], done: Finished) -> str | None:
     return _refines(done, pair, drv, dev, replay)
 
 
-def interrupt_scenario(
+def _driver_goes_idle(
+    name: str,
+    driver_script: Callable[[Geometry, Any, GuestMemory], Any],
     event_idx: bool,
-    driver_cls: type[Any] | None = None,
-    device_cls: type[Any] | None = None,
-    geometry: Geometry = STANDARD,
+    driver_cls: type[Any] | None,
+    device_cls: type[Any] | None,
+    geometry: Geometry,
 ) -> Scenario:
-    """The device returns its buffers used while the driver reclaims and goes idle."""
+    """The driver, interrupts off, runs `driver_script` to reclaim and go idle, while the
+    device returns buffers 1..n used and decides after each whether to interrupt."""
     pair = _pair(event_idx, geometry, driver_cls, device_cls)
     pair.first_round(writable=True)
     pair.driver.disable_cb()
@@ -389,10 +406,41 @@ def interrupt_scenario(
     pair.reclaim()
     returns = pair.in_flight()
     return pair.scenario(
-        "interrupt",
-        partial(_reclaim_then_idle, geometry),
+        name,
+        partial(driver_script, geometry),
         partial(_complete_and_notify, geometry, returns),
         partial(_check_used, pair, [i for i, _ in returns]),
+    )
+
+
+def interrupt_scenario(
+    event_idx: bool,
+    driver_cls: type[Any] | None = None,
+    device_cls: type[Any] | None = None,
+    geometry: Geometry = STANDARD,
+) -> Scenario:
+    """The device returns its buffers used while the driver reclaims and goes idle."""
+    return _driver_goes_idle(
+        "interrupt", _reclaim_then_idle, event_idx, driver_cls, device_cls, geometry
+    )
+
+
+def more_used_scenario(
+    event_idx: bool,
+    driver_cls: type[Any] | None = None,
+    device_cls: type[Any] | None = None,
+    geometry: Geometry = STANDARD,
+) -> Scenario:
+    """The interrupt race with a driver that asks `more_used` instead: it reclaims while
+    `more_used` says there is work, re-arms with `enable_cb` (not using its answer),
+    asks `more_used` again, and goes idle when that says no.
+
+    This is the arm-then-poll shape of a driver whose re-arm and re-check are separate
+    calls: `more_used` fences (publish D) before it reads, so the re-check is ordered
+    after the re-arm's write even if the re-arm itself did not fence.
+    """
+    return _driver_goes_idle(
+        "more_used", _poll_then_idle, event_idx, driver_cls, device_cls, geometry
     )
 
 
