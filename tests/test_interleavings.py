@@ -65,6 +65,18 @@ def test_both_scenarios_pass_across_the_16_bit_wrap(event_idx: bool, model: Memo
     _explore(interrupt_scenario(event_idx, geometry=wrapping), model)
 
 
+@pytest.mark.spec(*KICK_IDS, *INTERRUPT_IDS)
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.name)
+@pytest.mark.parametrize("event_idx", [False, True], ids=["flags", "event_idx"])
+def test_both_scenarios_pass_with_two_descriptor_chains(
+    event_idx: bool, model: MemoryModel
+) -> None:
+    """The same, queue size 4, each raced buffer a chain of two descriptors."""
+    chains = Geometry(size=4, segments=2)
+    _explore(kick_scenario(event_idx, geometry=chains), model)
+    _explore(interrupt_scenario(event_idx, geometry=chains), model)
+
+
 @pytest.mark.spec("SPLIT-DEV-011")
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.name)
 def test_polling_with_callbacks_on_passes_every_interleaving(model: MemoryModel) -> None:
