@@ -13,11 +13,12 @@ seconds) print with `-s` and are in docs/performance.md under "Interleavings".
 from __future__ import annotations
 
 import pytest
+from support.geometry import PACKED_LISTS, PACKED_STANDARD, STANDARD, Geometry
 from support.ordering import (
-    Geometry,
     Scenario,
     interrupt_scenario,
     kick_scenario,
+    more_used_scenario,
     polling_scenario,
 )
 
@@ -64,8 +65,33 @@ def test_both_scenarios_pass_across_the_16_bit_wrap(event_idx: bool, model: Memo
     _explore(interrupt_scenario(event_idx, geometry=wrapping), model)
 
 
+@pytest.mark.spec(*KICK_IDS, *INTERRUPT_IDS)
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.name)
+@pytest.mark.parametrize("event_idx", [False, True], ids=["flags", "event_idx"])
+def test_both_scenarios_pass_with_two_descriptor_chains(
+    event_idx: bool, model: MemoryModel
+) -> None:
+    """The same, queue size 4, each raced buffer a chain of two descriptors."""
+    chains = Geometry(size=4, segments=2)
+    _explore(kick_scenario(event_idx, geometry=chains), model)
+    _explore(interrupt_scenario(event_idx, geometry=chains), model)
+
+
 @pytest.mark.spec("SPLIT-DEV-011")
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.name)
 def test_polling_with_callbacks_on_passes_every_interleaving(model: MemoryModel) -> None:
     """Event index, callbacks left on: get_buf's used_event write and fence (publish D)."""
     _explore(polling_scenario(), model)
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.name)
+@pytest.mark.parametrize("event_idx", [False, True], ids=["flags", "event_idx"])
+@pytest.mark.parametrize(
+    "geometry", [STANDARD, PACKED_STANDARD, PACKED_LISTS], ids=["split", "packed", "packed-lists"]
+)
+def test_more_used_scenario_passes_every_interleaving(
+    geometry: Geometry, event_idx: bool, model: MemoryModel
+) -> None:
+    """The driver polls with `more_used`, re-arms, re-checks with `more_used` (fence D in
+    `more_used`), on both ring types."""
+    _explore(more_used_scenario(event_idx, geometry=geometry), model)

@@ -17,7 +17,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from support.ordering import Scenario, interrupt_scenario, kick_scenario, polling_scenario
+from support.geometry import PACKED_STANDARD, STANDARD, Geometry
+from support.ordering import (
+    Scenario,
+    interrupt_scenario,
+    kick_scenario,
+    more_used_scenario,
+    polling_scenario,
+)
 
 from impl.memory import Barrier
 from impl.ring_math import advance, need_event, slot, wrap
@@ -87,6 +94,32 @@ def test_the_fence_after_get_buf_moves_used_event_is_necessary(dropped: tuple[st
         report = scenario.explore(model, frozenset({dropped}))
         print(report.counterexample())
         assert (report.failure or "").startswith("lost wake-up")
+
+
+@pytest.mark.parametrize("event_idx", [False, True], ids=["flags", "event_idx"])
+@pytest.mark.parametrize("geometry", [STANDARD, PACKED_STANDARD], ids=["split", "packed"])
+def test_the_fence_in_more_used_is_needed_only_after_a_re_arm_that_does_not_fence(
+    geometry: Geometry, event_idx: bool
+) -> None:
+    """`more_used`'s fence D is redundant in this driver: every write that asks for an
+    interrupt is fenced where it is made (`_arm`, `get_buf`), so removing it alone
+    passes every model. It is what the re-check relies on when the re-arm does not
+    fence: with `_arm`'s D removed too, the re-check reads the used index before the
+    re-arm is visible and a wake-up is lost from TSO on; with only `_arm`'s removed,
+    `more_used`'s fence keeps every model correct."""
+    scenario = more_used_scenario(event_idx, geometry=geometry)
+    driver = geometry.ring.reference_driver.__name__
+    more_used = ("driver", "D", f"{driver}.more_used")
+    arm = ("driver", "D", f"{driver}._arm")
+    for model in MODELS:
+        assert scenario.explore(model, frozenset({more_used})).passed, model.name
+        assert scenario.explore(model, frozenset({arm})).passed, model.name
+    assert scenario.explore(SC, frozenset({more_used, arm})).passed
+    for model in (TSO, PSO, WEAK):
+        report = scenario.explore(model, frozenset({more_used, arm}))
+        print(report.counterexample())
+        assert (report.failure or "").startswith("lost wake-up"), report.failure
+        assert f"{driver}.more_used: barrier D (mb) REMOVED" in report.counterexample()
 
 
 # --- misplaced orderings ------------------------------------------------------------
@@ -190,33 +223,29 @@ class DriverFencesFirst(SplitDriver):
             self.mem.write_u16(self.layout.used_event, event)
 
 
-def _factory(cls: type) -> Callable[..., Any]:
-    return lambda mem, layout, features, start: cls(mem, layout, features, initial_index=start)
-
-
 MISPLACED = [
     pytest.param(
-        kick_scenario, {"driver_factory": _factory(EarlyEventRead)}, SC,
+        kick_scenario, {"driver_cls": EarlyEventRead}, SC,
         id="driver-reads-event-before-publishing", marks=pytest.mark.spec("SPLIT-DRV-025"),
     ),
     pytest.param(
-        interrupt_scenario, {"device_factory": _factory(DeviceEarlyEventRead)}, SC,
+        interrupt_scenario, {"device_cls": DeviceEarlyEventRead}, SC,
         id="device-reads-event-before-publishing",
     ),
     pytest.param(
-        kick_scenario, {"device_factory": _factory(DeviceNoRecheck)}, SC,
+        kick_scenario, {"device_cls": DeviceNoRecheck}, SC,
         id="device-no-recheck",
     ),
     pytest.param(
-        interrupt_scenario, {"driver_factory": _factory(DriverNoRecheck)}, SC,
+        interrupt_scenario, {"driver_cls": DriverNoRecheck}, SC,
         id="driver-no-recheck",
     ),
     pytest.param(
-        kick_scenario, {"device_factory": _factory(DeviceFencesFirst)}, TSO,
+        kick_scenario, {"device_cls": DeviceFencesFirst}, TSO,
         id="device-fences-before-enabling",
     ),
     pytest.param(
-        interrupt_scenario, {"driver_factory": _factory(DriverFencesFirst)}, TSO,
+        interrupt_scenario, {"driver_cls": DriverFencesFirst}, TSO,
         id="driver-fences-before-enabling",
     ),
 ]
@@ -225,18 +254,18 @@ MISPLACED = [
 def test_an_early_notification_does_not_excuse_a_later_one() -> None:
     """The lost wake-up check counts only decisions made after the work left behind."""
     for event_idx in (False, True):
-        scenario = interrupt_scenario(event_idx, device_factory=_factory(NotifiesOnce))
+        scenario = interrupt_scenario(event_idx, device_cls=NotifiesOnce)
         report = scenario.explore(SC)
         print(report.counterexample())
         assert (report.failure or "").startswith("lost wake-up")
 
 
-@pytest.mark.parametrize(("build", "factories", "needed"), MISPLACED)
+@pytest.mark.parametrize(("build", "classes", "needed"), MISPLACED)
 @pytest.mark.parametrize("event_idx", [False, True], ids=["flags", "event_idx"])
 def test_misplaced_ordering_is_caught(
-    build: Build, factories: dict[str, Any], needed: MemoryModel, event_idx: bool
+    build: Build, classes: dict[str, Any], needed: MemoryModel, event_idx: bool
 ) -> None:
-    scenario = build(event_idx, **factories)
+    scenario = build(event_idx, **classes)
     report = scenario.explore(needed)
     print(report.counterexample())
     assert not report.passed

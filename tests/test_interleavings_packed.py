@@ -1,8 +1,9 @@
 """The packed ring under the interleaving explorer: every interleaving passes, and every
 barrier removed or misplaced is caught where docs/ordering.md ("Packed ring") says.
 
-The scenarios (`tests/support/packed_ordering.py`): queue size 2, two buffers in flight,
-flags and EVENT_IDX (DESC) modes, both directions, the race crossing the wrap. The
+The scenarios (`tests/support/ordering.py` on a packed `Geometry`): queue size 2, two
+buffers in flight, flags and EVENT_IDX (DESC) modes, both directions, the race crossing
+the wrap. The
 explorer runs in handover mode: the device overwrites descriptors the driver wrote,
 and every write is checked not to race a write of the other side that is still
 pending (`impl.weak_memory.pending_elsewhere`); the strict one-writer mode refuses
@@ -19,15 +20,9 @@ import pytest
 import test_interleavings_reduction as reduction
 from hypothesis import example, given, note, settings
 from hypothesis import strategies as st
-from support.ordering import Scenario
-from support.packed_ordering import (
-    LISTS,
-    PACKED_STANDARD,
-    PackedGeometry,
-    packed_interrupt_scenario,
-    packed_kick_scenario,
-    packed_polling_scenario,
-)
+from support.geometry import PACKED_LISTS, PACKED_STANDARD, Geometry
+from support.ordering import Scenario, interrupt_scenario, kick_scenario, polling_scenario
+from support.ring_types import PACKED
 
 from impl.errors import MultipleWriters
 from impl.interleave import Explorer
@@ -52,7 +47,7 @@ _NEXT = int(PackedDescFlag.NEXT)
 _WRITE = int(PackedDescFlag.WRITE)
 MODES = pytest.mark.parametrize("event_idx", [False, True], ids=["flags", "event_idx"])
 SHAPES = pytest.mark.parametrize(
-    "geometry", [PACKED_STANDARD, LISTS], ids=["size2-single", "size4-lists"]
+    "geometry", [PACKED_STANDARD, PACKED_LISTS], ids=["size2-single", "size4-lists"]
 )
 """Size 2 with one-descriptor buffers; size 4 with two-descriptor lists, one crossing
 the end of the ring (head at offset 3, tail at offset 0 under the flipped counter)."""
@@ -71,11 +66,11 @@ def _explore(scenario: Scenario, model: MemoryModel) -> None:
 @MODES
 @SHAPES
 def test_packed_kick_scenario_passes_every_interleaving(
-    geometry: PackedGeometry, event_idx: bool, model: MemoryModel
+    geometry: Geometry, event_idx: bool, model: MemoryModel
 ) -> None:
     """The device takes the lists in ring order, each exactly once, each list's
     descriptors in order with complete data (the log replays on the model)."""
-    _explore(packed_kick_scenario(event_idx, geometry=geometry), model)
+    _explore(kick_scenario(event_idx, geometry=geometry), model)
 
 
 @pytest.mark.spec("PACKED-DEV-002")
@@ -83,20 +78,20 @@ def test_packed_kick_scenario_passes_every_interleaving(
 @MODES
 @SHAPES
 def test_packed_interrupt_scenario_passes_every_interleaving(
-    geometry: PackedGeometry, event_idx: bool, model: MemoryModel
+    geometry: Geometry, event_idx: bool, model: MemoryModel
 ) -> None:
     """The driver reclaims in the order the device completed, each once, data complete."""
-    _explore(packed_interrupt_scenario(event_idx, geometry=geometry), model)
+    _explore(interrupt_scenario(event_idx, geometry=geometry), model)
 
 
 @pytest.mark.spec("PACKED-DEV-002")
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.name)
 @SHAPES
 def test_packed_polling_with_callbacks_on_passes_every_interleaving(
-    geometry: PackedGeometry, model: MemoryModel
+    geometry: Geometry, model: MemoryModel
 ) -> None:
     """Event index, callbacks left on: get_buf names the next position and fences (D)."""
-    _explore(packed_polling_scenario(geometry=geometry), model)
+    _explore(polling_scenario(geometry=geometry), model)
 
 
 @pytest.mark.parametrize(
@@ -106,10 +101,10 @@ def test_packed_polling_with_callbacks_on_passes_every_interleaving(
 )
 @SHAPES
 def test_the_fence_after_get_buf_names_the_next_position_is_necessary(
-    geometry: PackedGeometry, dropped: tuple[str, ...]
+    geometry: Geometry, dropped: tuple[str, ...]
 ) -> None:
     """Only the polling scenario reaches get_buf's fence; removing it alone loses a wake-up."""
-    scenario = packed_polling_scenario(geometry=geometry)
+    scenario = polling_scenario(geometry=geometry)
     assert scenario.explore(SC, frozenset({dropped})).passed
     for model in (TSO, PSO, WEAK):
         report = scenario.explore(model, frozenset({dropped}))
@@ -122,7 +117,7 @@ def test_the_fence_after_get_buf_names_the_next_position_is_necessary(
 def test_the_one_writer_mode_refuses_the_packed_ring(event_idx: bool) -> None:
     """Hand-over is not assumed: without it the explorer stops at the device's first
     write over a descriptor the driver wrote during the race."""
-    scenario = packed_kick_scenario(event_idx)
+    scenario = kick_scenario(event_idx, geometry=PACKED_STANDARD)
     explorer = Explorer(
         scenario.sides, scenario.memory, SC, scenario.check, names=scenario.names
     )
@@ -133,14 +128,14 @@ def test_the_one_writer_mode_refuses_the_packed_ring(event_idx: bool) -> None:
 # --- each barrier removed on one side ---------------------------------------------------
 # side, label, scenario, weakest model needing it, what the first failure says, spec ids
 REMOVALS: list[tuple[str, str, Build, MemoryModel, str, tuple[str, ...]]] = [
-    ("driver", "A", packed_kick_scenario, PSO, "write-write race", ("PACKED-DRV-016",)),
-    ("device", "A", packed_kick_scenario, WEAK, "write-write race", ("PACKED-DEV-005",)),
-    ("driver", "B", packed_kick_scenario, TSO, "lost wake-up", ()),
-    ("device", "B", packed_kick_scenario, TSO, "lost wake-up", ()),
-    ("device", "C", packed_interrupt_scenario, PSO, "the driver reclaimed", ()),
-    ("driver", "C", packed_interrupt_scenario, WEAK, "the driver reclaimed", ()),
-    ("driver", "D", packed_interrupt_scenario, TSO, "lost wake-up", ()),
-    ("device", "D", packed_interrupt_scenario, TSO, "lost wake-up", ()),
+    ("driver", "A", kick_scenario, PSO, "write-write race", ("PACKED-DRV-016",)),
+    ("device", "A", kick_scenario, WEAK, "write-write race", ("PACKED-DEV-005",)),
+    ("driver", "B", kick_scenario, TSO, "lost wake-up", ()),
+    ("device", "B", kick_scenario, TSO, "lost wake-up", ()),
+    ("device", "C", interrupt_scenario, PSO, "the driver reclaimed", ()),
+    ("driver", "C", interrupt_scenario, WEAK, "the driver reclaimed", ()),
+    ("driver", "D", interrupt_scenario, TSO, "lost wake-up", ()),
+    ("device", "D", interrupt_scenario, TSO, "lost wake-up", ()),
 ]
 
 
@@ -148,7 +143,7 @@ def _removal_cases() -> list[Any]:
     cases = []
     for side, label, build, needed, failure, ids in REMOVALS:
         for event_idx in (False, True):
-            for shape, geometry in (("single", PACKED_STANDARD), ("lists", LISTS)):
+            for shape, geometry in (("single", PACKED_STANDARD), ("lists", PACKED_LISTS)):
                 mode = "event_idx" if event_idx else "flags"
                 cases.append(
                     pytest.param(
@@ -170,7 +165,7 @@ def test_each_packed_barrier_is_necessary_where_the_table_says(
     needed: MemoryModel,
     failure: str,
     event_idx: bool,
-    geometry: PackedGeometry,
+    geometry: Geometry,
 ) -> None:
     scenario = build(event_idx, geometry=geometry)
     dropped = frozenset({(side, label)})
@@ -190,7 +185,7 @@ def test_each_packed_barrier_is_necessary_where_the_table_says(
 def test_a_missing_barrier_a_also_shows_as_a_stale_list(side: str, model: MemoryModel) -> None:
     """Past the race the hand-over check reports first, the device reads stale bodies:
     the data check catches the same removal on its own."""
-    scenario = packed_kick_scenario(False)
+    scenario = kick_scenario(False, geometry=PACKED_STANDARD)
     failures: list[str] = []
 
     def check(done: Any) -> str | None:
@@ -316,36 +311,36 @@ class DriverFencesFirst(PackedDriver):
 
 MISPLACED = [
     pytest.param(
-        packed_kick_scenario, {"driver_cls": FlagsBeforeBody}, SC, "the device took",
+        kick_scenario, {"driver_cls": FlagsBeforeBody}, SC, "the device took",
         id="driver-flags-before-body", marks=pytest.mark.spec("PACKED-DRV-003"),
     ),
     pytest.param(
-        packed_kick_scenario, {"driver_cls": HeadFirst, "geometry": LISTS}, SC, "the device",
+        kick_scenario, {"driver_cls": HeadFirst, "geometry": PACKED_LISTS}, SC, "the device",
         id="driver-head-before-tail", marks=pytest.mark.spec("PACKED-DRV-011"),
     ),
     pytest.param(
-        packed_interrupt_scenario, {"device_cls": UsedFlagsFirst, "geometry": LISTS}, SC,
+        interrupt_scenario, {"device_cls": UsedFlagsFirst, "geometry": PACKED_LISTS}, SC,
         "the driver reclaimed",
         id="device-used-flags-before-len", marks=pytest.mark.spec("PACKED-DEV-006"),
     ),
     pytest.param(
-        packed_kick_scenario, {"driver_cls": EarlyEventRead}, TSO, "lost wake-up",
+        kick_scenario, {"driver_cls": EarlyEventRead}, TSO, "lost wake-up",
         id="driver-reads-event-before-fence",
     ),
     pytest.param(
-        packed_kick_scenario, {"device_cls": DeviceNoRecheck}, SC, "lost wake-up",
+        kick_scenario, {"device_cls": DeviceNoRecheck}, SC, "lost wake-up",
         id="device-no-recheck",
     ),
     pytest.param(
-        packed_interrupt_scenario, {"driver_cls": DriverNoRecheck}, SC, "lost wake-up",
+        interrupt_scenario, {"driver_cls": DriverNoRecheck}, SC, "lost wake-up",
         id="driver-no-recheck",
     ),
     pytest.param(
-        packed_kick_scenario, {"device_cls": DeviceFencesFirst}, TSO, "lost wake-up",
+        kick_scenario, {"device_cls": DeviceFencesFirst}, TSO, "lost wake-up",
         id="device-fences-before-enabling",
     ),
     pytest.param(
-        packed_interrupt_scenario, {"driver_cls": DriverFencesFirst}, TSO, "lost wake-up",
+        interrupt_scenario, {"driver_cls": DriverFencesFirst}, TSO, "lost wake-up",
         id="driver-fences-before-enabling",
     ),
 ]
@@ -356,7 +351,7 @@ MISPLACED = [
 def test_misplaced_packed_ordering_is_caught(
     build: Build, classes: dict[str, Any], needed: MemoryModel, failure: str, event_idx: bool
 ) -> None:
-    scenario = build(event_idx, **classes)
+    scenario = build(event_idx, **{"geometry": PACKED_STANDARD, **classes})
     report = scenario.explore(needed)
     print(report.counterexample())
     assert (report.failure or "").startswith(failure), report.failure
@@ -372,13 +367,14 @@ def test_used_flags_first_is_invisible_where_stale_and_fresh_values_coincide(
     """A blind spot, stated: with one-descriptor buffers the driver already wrote the
     id and a len equal to the one the device reports, so the misplacement above reads
     the same values either way and every model passes (docs/ordering.md)."""
-    scenario = packed_interrupt_scenario(event_idx, device_cls=UsedFlagsFirst)
+    scenario = interrupt_scenario(event_idx, device_cls=UsedFlagsFirst, geometry=PACKED_STANDARD)
     assert all(scenario.explore(model).passed for model in MODELS)
 
 
 def test_packed_counterexample_is_a_readable_trace() -> None:
     """The store-buffering lost wake-up of the driver's barrier B on the packed ring."""
-    report = packed_kick_scenario(False).explore(TSO, frozenset({("driver", "B")}))
+    scenario = kick_scenario(False, geometry=PACKED_STANDARD)
+    report = scenario.explore(TSO, frozenset({("driver", "B")}))
     text = report.counterexample()
     print(text)
     assert (report.failure or "").startswith("lost wake-up")
@@ -390,11 +386,11 @@ def test_packed_counterexample_is_a_readable_trace() -> None:
 
 # --- larger packed rings, sampled -----------------------------------------------------
 @st.composite
-def packed_geometries(draw: st.DrawFn) -> PackedGeometry:
+def packed_geometries(draw: st.DrawFn) -> Geometry:
     size = draw(st.sampled_from([2, 4, 8]))
     segments = draw(st.sampled_from([s for s in (1, 2, 4) if s <= size]))
     buffers = draw(st.integers(1, min(4, size // segments)))
-    return PackedGeometry(size=size, buffers=buffers, segments=segments)
+    return Geometry(size=size, buffers=buffers, segments=segments, ring=PACKED)
 
 
 @pytest.mark.spec("PACKED-DEV-001", "PACKED-DEV-002", "PACKED-DEV-007")
@@ -406,7 +402,7 @@ def packed_geometries(draw: st.DrawFn) -> PackedGeometry:
     data=st.data(),
 )
 def test_sampled_schedules_of_larger_packed_rings_pass(
-    geometry: PackedGeometry,
+    geometry: Geometry,
     event_idx: bool,
     kick: bool,
     model: MemoryModel,
@@ -414,7 +410,7 @@ def test_sampled_schedules_of_larger_packed_rings_pass(
 ) -> None:
     """Queue sizes up to 8, lists of up to 4 descriptors, up to 4 in flight: one drawn
     schedule at a time (`Explorer.walk`), the same checks, hand-over checked at every write."""
-    build = packed_kick_scenario if kick else packed_interrupt_scenario
+    build = kick_scenario if kick else interrupt_scenario
     scenario = build(event_idx, geometry=geometry)
     report = scenario.explorer(model).walk(
         lambda n: data.draw(st.integers(0, n - 1)) if n > 1 else 0
@@ -425,7 +421,7 @@ def test_sampled_schedules_of_larger_packed_rings_pass(
 
 def test_a_sampled_schedule_reports_a_hand_over_race_with_its_trace() -> None:
     """`walk` reports a write-write race as a failure with the schedule so far."""
-    scenario = packed_kick_scenario(False)
+    scenario = kick_scenario(False, geometry=PACKED_STANDARD)
     explorer = scenario.explorer(PSO, frozenset({("driver", "A")}))
     chooser = random.Random(11)
     races = []

@@ -13,7 +13,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, note
 from hypothesis import strategies as st
-from support.ordering import Geometry, interrupt_scenario, kick_scenario
+from support.geometry import Geometry
+from support.ordering import interrupt_scenario, kick_scenario
 from test_interleavings import INTERRUPT_IDS, KICK_IDS
 
 from impl.weak_memory import MODELS, MemoryModel

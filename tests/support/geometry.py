@@ -1,33 +1,28 @@
-"""Where an ordering scenario's ring and buffers live, and how a trace names addresses.
+"""Where an ordering scenario's ring and buffers live.
 
-`Geometry(size, buffers, start)`: a split ring of `size` entries from address 0, the
-data of buffer 0 (the first round's) and of buffers 1..`buffers` after it, indices
-starting at `start`. `field_namer` turns an address into the ring field the spec names
-(§2.7.5 descriptors, §2.7.6 available ring, §2.7.8 used ring, §2.7.7 and §2.7.10 the
-event fields), so a counterexample reads like the layout.
+`Geometry(size, buffers, start, segments, ring)`: a ring of type `ring` (split §2.7 or
+packed §2.8, `support.ring_types`) with `size` entries from address 0, then the data
+of buffer 0 (the first round's) and of buffers 1..`buffers` after it, positions
+starting at `start`. Buffers 1..`buffers` are `segments` descriptors each (their data
+split evenly); buffer 0 is one descriptor, so with multi-descriptor buffers the race
+starts at an odd offset and a packed list crosses the end of the ring.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from impl.layout import SplitLayout, align_up
-from impl.memory import GuestMemory
-from impl.spec import DESC_SIZE, Feature, feature_mask
-from impl.split_device import SplitDevice
-from impl.split_driver import SplitDriver
+from support.ring_types import PACKED, SPLIT, Layout, RingType
+
+from impl.chain import Segment
+from impl.layout import align_up
+from impl.spec import Feature, feature_mask
 
 SIZE = 2
 LENGTH = 4
 TOKENS = ("t0", "t1", "t2")
 PAYLOAD = (b"\x10\x11\x12\x13", b"\xa1\xa2\xa3\xa4", b"\xb1\xb2\xb3\xb4")
 """The standard scenario's tokens and data: buffer 0 is the first round's."""
-
-DriverFactory = Callable[[GuestMemory, SplitLayout, int, int], Any]
-DeviceFactory = Callable[[GuestMemory, SplitLayout, int, int], Any]
-"""(memory, layout, features, initial index) -> a driver or device."""
 
 
 @dataclass(frozen=True)
@@ -37,11 +32,24 @@ class Geometry:
     size: int = SIZE
     buffers: int = 2
     start: int = 0
+    segments: int = 1
+    ring: RingType = SPLIT
 
     @property
-    def layout(self) -> SplitLayout:
+    def layout(self) -> Layout:
         """The ring, from address 0."""
-        return SplitLayout.modern(self.size)
+        return self.ring.layout(self.size)
+
+    @property
+    def is_standard(self) -> bool:
+        """Whether this is the standard shape (size 2, two one-descriptor buffers, from 0)."""
+        return (self.size, self.buffers, self.start, self.segments) == (SIZE, 2, 0, 1)
+
+    @property
+    def shape(self) -> str:
+        """The shape in words, for a scenario's name."""
+        lists = f", {self.segments} descriptors each" if self.segments > 1 else ""
+        return f"size {self.size}, {self.buffers} buffers{lists}, from {self.start}"
 
     def data(self, i: int) -> int:
         """Where buffer `i`'s data lives (buffer 0 is the first round's)."""
@@ -51,6 +59,20 @@ class Geometry:
     def memory_size(self) -> int:
         """The guest memory the scenario needs."""
         return self.data(self.buffers + 1)
+
+    def parts(self, i: int) -> list[Segment]:
+        """Buffer `i`'s segments: its data split into `segments` pieces (1 for buffer 0)."""
+        count = 1 if i == 0 else self.segments
+        piece = LENGTH // count
+        return [Segment(self.data(i) + piece * k, piece) for k in range(count)]
+
+    def pieces(self, i: int) -> tuple[bytes, ...]:
+        """Buffer `i`'s data as its segments hold it."""
+        return tuple(self.payload(i)[seg.addr - self.data(i) :][: seg.len] for seg in self.parts(i))
+
+    def slots(self, i: int) -> int:
+        """How many ring positions buffer `i` takes (`RingType.slots`)."""
+        return self.ring.slots(len(self.parts(i)))
 
     def token(self, i: int) -> str:
         """Buffer `i`'s token."""
@@ -66,53 +88,13 @@ class Geometry:
 
 
 STANDARD = Geometry()
-"""The standard scenario: queue size 2, two buffers in flight, indices from 0."""
-
-
-def reference_driver(
-    mem: GuestMemory, layout: SplitLayout, features: int, start: int
-) -> SplitDriver:
-    """The reference driver."""
-    return SplitDriver(mem, layout, features, initial_index=start)
-
-
-def reference_device(
-    mem: GuestMemory, layout: SplitLayout, features: int, start: int
-) -> SplitDevice:
-    """The reference device."""
-    return SplitDevice(mem, layout, features, initial_index=start)
+"""The standard scenario: a split ring of size 2, two buffers in flight, indices from 0."""
+PACKED_STANDARD = Geometry(ring=PACKED)
+"""The same on the packed ring: the race crosses the wrap (the second buffer at offset 0)."""
+PACKED_LISTS = Geometry(size=4, segments=2, ring=PACKED)
+"""Two lists of two descriptors in a packed ring of 4, the second crossing the ring's end."""
 
 
 def features_for(event_idx: bool) -> int:
     """The negotiated features of a mode."""
     return feature_mask(Feature.EVENT_IDX) if event_idx else 0
-
-
-def field_namer(geometry: Geometry) -> Callable[[int], str]:
-    """Name an address as the ring layout (§2.7.5-§2.7.8) calls it."""
-    lay, size = geometry.layout, geometry.size
-    named = {
-        lay.avail_flags: "avail.flags",
-        lay.avail_idx: "avail.idx",
-        lay.used_event: "used_event",
-        lay.used_flags: "used.flags",
-        lay.used_idx: "used.idx",
-        lay.avail_event: "avail_event",
-    }
-    for i in range(size):
-        named[lay.avail_ring(i)] = f"avail.ring[{i}]"
-        named[lay.used_ring(i)] = f"used.ring[{i}]"
-        named[lay.used_ring(i) + 4] = f"used.ring[{i}].len"
-        named[lay.desc_addr(i)] = f"desc[{i}]"
-    for i in range(geometry.buffers + 1):
-        named[geometry.data(i)] = f"data of buffer {i}"
-
-    def name(addr: int) -> str:
-        if addr in named:
-            return named[addr]
-        if lay.desc <= addr < lay.desc_addr(size):
-            index, offset = divmod(addr - lay.desc, DESC_SIZE)
-            return f"desc[{index}]+{offset}"
-        return hex(addr)
-
-    return name

@@ -1,31 +1,39 @@
 """The standard ordering scenarios: one driver operation against one device operation.
 
-Queue size 2, two buffers in flight (other sizes through `Geometry`), in both
+Queue size 2, two buffers in flight (other shapes through `Geometry`), on either ring
+type (the geometry's `ring`: split §2.7 or packed §2.8, `support.ring_types`), in both
 notification modes (flags and VIRTIO_F_EVENT_IDX) and both directions:
 
-* `kick` (available buffers, §2.7.13, §2.7.10): the device is awake with kicks
-  suppressed; it drains the ring, re-enables kicks, re-checks, and goes idle. The
-  driver concurrently writes two buffers' data, publishes each and asks whether to
-  kick after each.
-* `interrupt` (used buffers, §2.7.14, §2.7.7): the driver is polling with interrupts
-  suppressed; it reclaims, re-enables interrupts, re-checks, and goes idle. The device
-  concurrently writes two buffers' data, returns each used and asks whether to
-  interrupt after each.
-* `polling` (event index, §2.7.7): callbacks stay on; the driver's interrupt handler
-  reclaims until `get_buf` finds nothing while the device returns the last buffer.
+* `kick` (available buffers; split §2.7.13, §2.7.10; packed §2.8.21, §2.8.10): the
+  device is awake with kicks suppressed; it drains the ring, re-enables kicks,
+  re-checks, and goes idle. The driver concurrently writes two buffers' data, makes
+  each available and asks whether to kick after each. On the packed ring the first
+  round moved both positions to offset 1, so the second buffer goes to offset 0 under
+  the flipped wrap counter: the race crosses the wrap, and the device overwrites the
+  very descriptors the driver is still writing (the explorer's hand-over mode checks
+  that at every write).
+* `interrupt` (used buffers; split §2.7.14, §2.7.7; packed §2.8.22, §2.8.10): the
+  driver is polling with interrupts suppressed; it reclaims, re-enables interrupts,
+  re-checks, and goes idle. The device concurrently writes two buffers' data, returns
+  each used and asks whether to interrupt after each.
+* `polling` (event index; split §2.7.7, packed §2.8.10): callbacks stay on; the
+  driver's interrupt handler reclaims until `get_buf` finds nothing while the device
+  returns the last buffer.
 
-A first round, run before the concurrent part, moves both indices to 1 and leaves the
-other side's event field stale (avail_event / used_event at 0): so in event-index mode
-too, only the re-enable write can make the other side notify, and the race is live.
+A first round, run before the concurrent part, moves both positions to 1 and leaves
+the other side's event field stale (split: avail_event / used_event at 0; packed: the
+event structures naming position 0): so in event-index mode too, only the re-enable
+write can make the other side notify, and the race is live.
 
 `check` runs after each complete execution, once every buffered write has landed:
 no side raised; every buffer the consumer took holds exactly what the producer wrote
-(no buffer seen before its descriptors and data are complete); no lost wake-up (work
-left in the ring while the consumer went idle, and none of the producer's notification
-decisions made after publishing that work said to notify: a notification is latched
-until the consumer looks again, as an eventfd or a pending interrupt is); and the
-refinement: the memory decodes (`impl.observer.abstract`) to the view of the model
-replayed with the operations each side made.
+(no buffer seen before its descriptors and data are complete, none lost or taken
+twice: the consumer's log must replay on the model in order); no lost wake-up (work
+left in the ring while the consumer went idle, and none of the producer's
+notification decisions made after publishing that work said to notify: a
+notification is latched until the consumer looks again, as an eventfd or a pending
+interrupt is); and the refinement: the memory decodes (`RingType.view`) to the view
+of the model replayed with the operations each side made.
 """
 
 from __future__ import annotations
@@ -36,28 +44,19 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from support.geometry import (
-    LENGTH,
-    STANDARD,
-    DeviceFactory,
-    DriverFactory,
-    Geometry,
-    features_for,
-    field_namer,
-    reference_device,
-    reference_driver,
-)
+from support.geometry import LENGTH, STANDARD, Geometry, features_for
 
-from impl.chain import Segment
+from impl.errors import NotConforming
 from impl.interleave import Explorer, Finished, Report, Side
 from impl.memory import GuestMemory
-from impl.observer import abstract
-from impl.ring_math import distance
 from impl.weak_memory import MemoryModel
 from model.queue import Buffer, VirtqueueModel
 
+Script = Callable[[Any, GuestMemory], Any]
+"""One side's part of the race: (its driver or device, the memory) -> what it saw."""
 
-def _program(template: Any, base: GuestMemory, script: Callable[[Any, GuestMemory], Any]) -> Any:
+
+def _program(template: Any, base: GuestMemory, script: Script) -> Any:
     """A side program: a fresh copy of the side (its memory swapped in), then its script."""
 
     def program(mem: GuestMemory) -> Any:
@@ -117,14 +116,15 @@ class _Pair:
     def add(self, i: int, *, writable: bool) -> None:
         """The driver exposes buffer `i` (an out-buffer's data written first)."""
         g = self.geometry
-        segment = [Segment(g.data(i), LENGTH)]
+        segments = g.parts(i)
         if writable:
-            self.driver.add_inbuf(segment, g.token(i))
-            self.model.add(g.token(i), Buffer((), (LENGTH,)))
+            self.driver.add_inbuf(segments, g.token(i))
+            room = tuple(seg.len for seg in segments)
+            self.model.add(g.token(i), Buffer((), room), g.slots(i))
         else:
             self.base.write(g.data(i), g.payload(i))
-            self.driver.add_outbuf(segment, g.token(i))
-            self.model.add(g.token(i), Buffer((g.payload(i),), ()))
+            self.driver.add_outbuf(segments, g.token(i))
+            self.model.add(g.token(i), Buffer(g.pieces(i), ()), g.slots(i))
 
     def kick(self) -> None:
         """The driver decides whether to kick."""
@@ -133,30 +133,45 @@ class _Pair:
 
     def pop(self) -> int:
         """The device takes the next buffer; returns its head."""
-        head = int(self.device.pop().head)
+        chain = self.device.pop()
+        assert chain is not None
         self.model.pop()
-        return head
+        return int(chain.head)
 
     def complete(self, i: int, head: int, *, writable: bool) -> None:
         """The device returns buffer `i` (writing its data if writable), then decides."""
         g = self.geometry
         if writable:
-            self.device.in_flight[head].write_payload(self.base, g.payload(i))
+            g.ring.held(self.device, head).write_payload(self.base, g.payload(i))
         self.device.push_used(head, LENGTH if writable else 0)
         self.model.push_used(g.token(i), g.payload(i) if writable else b"")
         self.device.needs_notification()
         self.model.needs_notification()
+
+    def first_round(self, *, writable: bool) -> None:
+        """Buffer 0 made available, taken and returned used (not yet reclaimed)."""
+        self.add(0, writable=writable)
+        self.kick()
+        self.complete(0, self.pop(), writable=writable)
 
     def reclaim(self) -> None:
         """The driver takes back the next used buffer."""
         self.driver.get_buf()
         self.model.get_buf()
 
+    def in_flight(self) -> list[tuple[int, int]]:
+        """The driver exposes buffers 1..n and the device takes them all: (i, head) pairs."""
+        numbers = range(1, self.geometry.buffers + 1)
+        for i in numbers:
+            self.add(i, writable=True)
+        self.kick()
+        return [(i, self.pop()) for i in numbers]
+
     def scenario(
         self,
         name: str,
-        driver_script: Callable[[Any, GuestMemory], Any],
-        device_script: Callable[[Any, GuestMemory], Any],
+        driver_script: Script,
+        device_script: Script,
         check: Callable[[Finished], str | None],
     ) -> Scenario:
         """The race from here: each side a fresh copy of its current state."""
@@ -166,20 +181,27 @@ class _Pair:
             Side("device", _program(self.device, self.base, device_script)),
         )
         mode = "event_idx" if self.event_idx else "flags"
-        shape = "" if g == STANDARD else f" (size {g.size}, {g.buffers} buffers, from {g.start})"
+        shape = "" if g.is_standard else f" ({g.shape})"
         memory = self.base.read(0, g.memory_size)
-        return Scenario(f"{name}/{mode}{shape}", sides, memory, check, field_namer(g))
+        return Scenario(
+            f"{g.ring.prefix}{name}/{mode}{shape}",
+            sides,
+            memory,
+            lambda done: _raised(done) or check(done),
+            g.ring.names(g),
+            handover=g.ring.handover,
+        )
 
 
 def _pair(
-    event_idx: bool, driver_factory: DriverFactory, device_factory: DeviceFactory, g: Geometry
+    event_idx: bool, g: Geometry, driver_cls: type[Any] | None, device_cls: type[Any] | None
 ) -> _Pair:
-    features = features_for(event_idx)
+    """The driver (of `driver_cls`, by default the ring's reference), device and model."""
+    ring, features = g.ring, features_for(event_idx)
     base = GuestMemory(g.memory_size)
-    driver = driver_factory(base, g.layout, features, g.start)
-    device = device_factory(base, g.layout, features, g.start)
-    model = VirtqueueModel(g.size, event_idx, initial=g.start)
-    return _Pair(g, event_idx, base, driver, device, model)
+    driver = ring.build(driver_cls or ring.reference_driver, base, g, features)
+    device = ring.build(device_cls or ring.reference_device, base, g, features)
+    return _Pair(g, event_idx, base, driver, device, ring.model(g, event_idx))
 
 
 def _raised(done: Finished) -> str | None:
@@ -193,21 +215,24 @@ def _raised(done: Finished) -> str | None:
 def _refines(
     done: Finished, pair: _Pair, driver: Any, device: Any, model: VirtqueueModel
 ) -> str | None:
-    layout = pair.geometry.layout
-    view = abstract(done.memory, layout, driver, device, event_idx=model.event_idx)
+    g = pair.geometry
+    try:
+        view = g.ring.view(done.memory, g, driver, device, event_idx=model.event_idx)
+    except NotConforming as error:
+        return f"refinement broken at quiescence: memory does not decode ({error})"
     expected = model.view()
     if view == expected:
         return None
     return f"refinement broken at quiescence: memory decodes to {view}, the model says {expected}"
 
 
-# --- kick: available buffers, the device re-enables kicks (§2.7.10) -------------------
+# --- kick: available buffers, the device re-enables kicks -----------------------------
 def _publish_and_kick(g: Geometry, drv: Any, mem: GuestMemory) -> tuple[Any, list[bool]]:
-    """The driver writes, publishes and asks whether to kick, buffer after buffer."""
+    """The driver writes, makes available and asks whether to kick, buffer after buffer."""
     kicks = []
     for i in range(1, g.buffers + 1):
         mem.write(g.data(i), g.payload(i))
-        drv.add_outbuf([Segment(g.data(i), LENGTH)], g.token(i))
+        drv.add_outbuf(g.parts(i), g.token(i))
         kicks.append(drv.kick_prepare())
     return drv, kicks
 
@@ -231,17 +256,19 @@ def _drain_then_idle(dev: Any, mem: GuestMemory) -> tuple[Any, list[tuple[Any, .
 def _check_kick(pair: _Pair, done: Finished) -> str | None:
     """Data intact, no lost kick, refinement (module docstring)."""
     g = pair.geometry
-    (drv, kicks), (dev, log) = done.result(0), done.result(1)
+    results: Any = (done.result(0), done.result(1))
+    (drv, kicks), (dev, log) = results
     replay = copy.deepcopy(pair.model)
     for i in range(1, g.buffers + 1):
-        replay.add(g.token(i), Buffer((g.payload(i),), ()))
+        replay.add(g.token(i), Buffer(g.pieces(i), ()), g.slots(i))
     for entry in log:
         if entry[0] == "pop":
             token, buffer = replay.pop() or (None, None)
-            if buffer is None or entry[2] != buffer.out[0]:
+            wrote = b"".join(buffer.out) if buffer is not None else b""
+            if buffer is None or entry[2] != wrote:
                 return (
                     f"the device took a buffer whose data reads {entry[2].hex()}; "
-                    f"the driver published {token} with {buffer and buffer.out[0].hex()}"
+                    f"the driver made {token} available with {wrote.hex()}"
                 )
         elif entry[0] == "push":
             replay.push_used(drv.token_of(entry[1]), b"")
@@ -249,26 +276,24 @@ def _check_kick(pair: _Pair, done: Finished) -> str | None:
             replay.enable_notification()
         else:
             replay.disable_notification()
-    pending = distance(done.memory.read_u16(g.layout.avail_idx), dev.next_avail)
+    pending = g.ring.available(done.memory, g, dev)
     if pending and not any(kicks[-pending:]):
         return (
             f"lost wake-up: {pending} buffer(s) left available, the device went idle "
-            "with notifications enabled, and the driver sent no kick after publishing them"
+            "with notifications enabled, and the driver sent no kick after making them available"
         )
     return _refines(done, pair, drv, dev, replay)
 
 
 def kick_scenario(
     event_idx: bool,
-    driver_factory: DriverFactory = reference_driver,
-    device_factory: DeviceFactory = reference_device,
+    driver_cls: type[Any] | None = None,
+    device_cls: type[Any] | None = None,
     geometry: Geometry = STANDARD,
 ) -> Scenario:
-    """The driver publishes its buffers while the device drains and goes idle."""
-    pair = _pair(event_idx, driver_factory, device_factory, geometry)
-    pair.add(0, writable=False)
-    pair.kick()
-    pair.complete(0, pair.pop(), writable=False)
+    """The driver makes its buffers available while the device drains and goes idle."""
+    pair = _pair(event_idx, geometry, driver_cls, device_cls)
+    pair.first_round(writable=False)
     pair.reclaim()
     pair.device.disable_notification()
     pair.model.disable_notification()
@@ -276,18 +301,18 @@ def kick_scenario(
         "kick",
         partial(_publish_and_kick, geometry),
         _drain_then_idle,
-        lambda done: _raised(done) or _check_kick(pair, done),
+        partial(_check_kick, pair),
     )
 
 
-# --- interrupt and polling: used buffers (§2.7.7, §2.7.14) ----------------------------
+# --- interrupt and polling: used buffers, the driver re-enables interrupts -------------
 def _complete_and_notify(
     g: Geometry, returns: list[tuple[int, int]], dev: Any, mem: GuestMemory
 ) -> tuple[Any, list[bool]]:
-    """The device writes, returns and asks whether to interrupt, buffer after buffer."""
+    """The device writes, returns used and asks whether to interrupt, buffer after buffer."""
     interrupts = []
     for i, head in returns:
-        dev.in_flight[head].write_payload(mem, g.payload(i))
+        g.ring.held(dev, head).write_payload(mem, g.payload(i))
         dev.push_used(head, LENGTH)
         interrupts.append(dev.needs_notification())
     return dev, interrupts
@@ -313,6 +338,20 @@ def _reclaim_then_idle(g: Geometry, drv: Any, mem: GuestMemory) -> tuple[Any, li
         log.append(("disable",))
 
 
+def _poll_then_idle(g: Geometry, drv: Any, mem: GuestMemory) -> tuple[Any, list[Any]]:
+    """Reclaim while `more_used`, re-arm, re-check with `more_used`, idle when it says no."""
+    log: list[tuple[Any, ...]] = []
+    while True:
+        while drv.more_used():
+            _reclaim(g, drv, mem, log)
+        drv.enable_cb()
+        log.append(("enable",))
+        if not drv.more_used():
+            return drv, log
+        drv.disable_cb()
+        log.append(("disable",))
+
+
 def _reclaim_until_empty(g: Geometry, drv: Any, mem: GuestMemory) -> tuple[Any, list[Any]]:
     """An interrupt handler with callbacks left on: reclaim until get_buf finds nothing."""
     log: list[tuple[Any, ...]] = []
@@ -323,7 +362,8 @@ def _reclaim_until_empty(g: Geometry, drv: Any, mem: GuestMemory) -> tuple[Any, 
 def _check_used(pair: _Pair, returned: list[int], done: Finished) -> str | None:
     """Data intact, no lost interrupt, refinement (module docstring)."""
     g = pair.geometry
-    (drv, log), (dev, interrupts) = done.result(0), done.result(1)
+    results: Any = (done.result(0), done.result(1))
+    (drv, log), (dev, interrupts) = results
     replay = copy.deepcopy(pair.model)
     for i in returned:
         replay.push_used(g.token(i), g.payload(i))
@@ -340,7 +380,7 @@ def _check_used(pair: _Pair, returned: list[int], done: Finished) -> str | None:
             replay.enable_cb()
         else:
             replay.disable_cb()
-    pending = distance(done.memory.read_u16(g.layout.used_idx), drv.last_used_idx)
+    pending = g.ring.unreclaimed(done.memory, g, drv)
     if pending and not any(interrupts[-pending:]):
         return (
             f"lost wake-up: {pending} used buffer(s) not reclaimed, the driver went idle "
@@ -349,77 +389,95 @@ def _check_used(pair: _Pair, returned: list[int], done: Finished) -> str | None:
     return _refines(done, pair, drv, dev, replay)
 
 
-def _in_flight(pair: _Pair) -> list[tuple[int, int]]:
-    """The driver exposes buffers 1..n and the device takes them all: (i, head) pairs."""
-    numbers = range(1, pair.geometry.buffers + 1)
-    for i in numbers:
-        pair.add(i, writable=True)
-    pair.kick()
-    return [(i, pair.pop()) for i in numbers]
+def _driver_goes_idle(
+    name: str,
+    driver_script: Callable[[Geometry, Any, GuestMemory], Any],
+    event_idx: bool,
+    driver_cls: type[Any] | None,
+    device_cls: type[Any] | None,
+    geometry: Geometry,
+) -> Scenario:
+    """The driver, interrupts off, runs `driver_script` to reclaim and go idle, while the
+    device returns buffers 1..n used and decides after each whether to interrupt."""
+    pair = _pair(event_idx, geometry, driver_cls, device_cls)
+    pair.first_round(writable=True)
+    pair.driver.disable_cb()
+    pair.model.disable_cb()
+    pair.reclaim()
+    returns = pair.in_flight()
+    return pair.scenario(
+        name,
+        partial(driver_script, geometry),
+        partial(_complete_and_notify, geometry, returns),
+        partial(_check_used, pair, [i for i, _ in returns]),
+    )
 
 
 def interrupt_scenario(
     event_idx: bool,
-    driver_factory: DriverFactory = reference_driver,
-    device_factory: DeviceFactory = reference_device,
+    driver_cls: type[Any] | None = None,
+    device_cls: type[Any] | None = None,
     geometry: Geometry = STANDARD,
 ) -> Scenario:
     """The device returns its buffers used while the driver reclaims and goes idle."""
-    pair = _pair(event_idx, driver_factory, device_factory, geometry)
-    pair.add(0, writable=True)
-    pair.kick()
-    pair.complete(0, pair.pop(), writable=True)
-    pair.driver.disable_cb()
-    pair.model.disable_cb()
-    pair.reclaim()
-    returns = _in_flight(pair)
-    returned = [i for i, _ in returns]
-    return pair.scenario(
-        "interrupt",
-        partial(_reclaim_then_idle, geometry),
-        partial(_complete_and_notify, geometry, returns),
-        lambda done: _raised(done) or _check_used(pair, returned, done),
+    return _driver_goes_idle(
+        "interrupt", _reclaim_then_idle, event_idx, driver_cls, device_cls, geometry
+    )
+
+
+def more_used_scenario(
+    event_idx: bool,
+    driver_cls: type[Any] | None = None,
+    device_cls: type[Any] | None = None,
+    geometry: Geometry = STANDARD,
+) -> Scenario:
+    """The interrupt race with a driver that asks `more_used` instead: it reclaims while
+    `more_used` says there is work, re-arms with `enable_cb` (not using its answer),
+    asks `more_used` again, and goes idle when that says no.
+
+    This is the arm-then-poll shape of a driver whose re-arm and re-check are separate
+    calls: `more_used` fences (publish D) before it reads, so the re-check is ordered
+    after the re-arm's write even if the re-arm itself did not fence.
+    """
+    return _driver_goes_idle(
+        "more_used", _poll_then_idle, event_idx, driver_cls, device_cls, geometry
     )
 
 
 def polling_scenario(
-    driver_factory: DriverFactory = reference_driver,
-    device_factory: DeviceFactory = reference_device,
+    driver_cls: type[Any] | None = None,
+    device_cls: type[Any] | None = None,
     geometry: Geometry = STANDARD,
 ) -> Scenario:
     """Event-index mode, callbacks left on: the driver's interrupt handler reclaims until
     `get_buf` finds nothing, while the device returns the other buffers.
 
     The handler was started by the interrupt for buffer 1. Each `get_buf` that reclaims
-    moves used_event past what it took, then fences (publish D) before the next `get_buf`
-    reads used.idx: the store-buffering pair with the device's `needs_notification`.
-    In flags mode callbacks left on mean the device always interrupts: no race.
+    moves the driver's event position past what it took (split: used_event; packed: the
+    Driver structure names the next position), then fences (publish D) before the next
+    `get_buf` looks for a used buffer: the store-buffering pair with the device's
+    `needs_notification`. In flags mode callbacks left on mean the device always
+    interrupts: no race.
     """
-    pair = _pair(True, driver_factory, device_factory, geometry)
-    pair.add(0, writable=True)
-    pair.kick()
-    pair.complete(0, pair.pop(), writable=True)
+    pair = _pair(True, geometry, driver_cls, device_cls)
+    pair.first_round(writable=True)
     pair.reclaim()
-    returns = _in_flight(pair)
+    returns = pair.in_flight()
     first, head = returns[0]
     pair.complete(first, head, writable=True)
     later = returns[1:]
-    returned = [i for i, _ in later]
     return pair.scenario(
         "polling",
         partial(_reclaim_until_empty, geometry),
         partial(_complete_and_notify, geometry, later),
-        lambda done: _raised(done) or _check_used(pair, returned, done),
+        partial(_check_used, pair, [i for i, _ in later]),
     )
 
 
-def standard_scenarios(
-    driver_factory: DriverFactory = reference_driver,
-    device_factory: DeviceFactory = reference_device,
-) -> list[Scenario]:
-    """Both directions in both modes."""
+def standard_scenarios(geometry: Geometry = STANDARD) -> list[Scenario]:
+    """Both directions in both modes, on the geometry's ring type."""
     return [
-        build(event_idx, driver_factory, device_factory)
+        build(event_idx, geometry=geometry)
         for build in (kick_scenario, interrupt_scenario)
         for event_idx in (False, True)
     ]
