@@ -218,24 +218,27 @@ class PackedDriver(DriverRing[_Outstanding], HoldsAccessors):
         """Write a list of (addr, len, flags) elements at next_avail, the head's flags
         last (§2.8.21.1), then move on."""
         size, pos, at = self.size, self.next_avail, self._desc_at
-        head_at = offset_of(pos, size)
-        put_desc, last = self._put_desc, len(elements) - 1
-        head_flags = 0
-        for i, (addr, length, element_flags) in enumerate(elements):
-            flags = element_flags | avail_bits(wrap_of(pos, size))
-            if i < last:
-                flags |= _NEXT
-            if i == 0:
-                head_flags = flags
-                self._put_body(at[head_at], addr, length, ident)
-            else:
+        head_at, count = offset_of(pos, size), len(elements)
+        addr, length, head_flags = elements[0]
+        head_flags |= avail_bits(wrap_of(pos, size))
+        if count > 1:
+            head_flags |= _NEXT
+        self._put_body(at[head_at], addr, length, ident)  # the head's flags wait for A
+        pos = advance(pos, 1, size)
+        if count > 1:
+            put_desc, last = self._put_desc, count - 1
+            for i in range(1, count):
+                addr, length, flags = elements[i]
+                flags |= avail_bits(wrap_of(pos, size))
+                if i < last:
+                    flags |= _NEXT
                 put_desc(at[offset_of(pos, size)], addr, length, ident, flags)
-            pos = advance(pos, 1, size)
+                pos = advance(pos, 1, size)
         self.mem.barrier(_WMB, "A")  # publish A (PACKED-DRV-016)
         self._put_ring16(self._flags_at[head_at], head_flags)
         self.next_avail = pos
-        self.num_free -= last + 1
-        self._num_added += last + 1
+        self.num_free -= count
+        self._num_added += count
 
     # --- notifying the device (§2.8.21.2) ---------------------------------------------
     def kick_prepare(self) -> bool:
