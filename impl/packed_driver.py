@@ -10,9 +10,10 @@ Rules:
   descriptors at, the free Buffer IDs, and per id the token, the number of ring
   descriptors the list took (to skip them when its used descriptor comes back), the
   writable bytes, the segments and any indirect table.
-- A list is written tail first; the head's flags are written last, after a write
-  barrier (publish A, PACKED-DRV-011, PACKED-DRV-016), so the device never sees part of
-  a list. A descriptor is never changed after being made available (PACKED-DRV-003).
+- A list is written in ring order, the head without its flags (its body, then each
+  later descriptor whole); the head's flags are written last, after a write barrier
+  (publish A, PACKED-DRV-011, PACKED-DRV-016), so the device never sees part of a list.
+  A descriptor is never changed after being made available (PACKED-DRV-003).
 - Ordering labels match the device's (A-D, see packed_device).
 - Before the queue is live the whole ring is the driver's memory: construction zeroes
   it (§2.8.13) and, with VIRTIO_F_EVENT_IDX, names the starting position in both event
