@@ -5,6 +5,14 @@ Rules:
   padding reads as zero (BLK-DEV-003) and so does every field of a feature not offered.
   The only writable field is `writeback`, and only when VIRTIO_BLK_F_CONFIG_WCE is
   offered; the device never offers CONFIG_WCE without FLUSH (BLK-DEV-001).
+- `writeback` is settled when the device grants FEATURES_OK (`features_accepted`),
+  before the driver may read it (BLK-DRV-004): with CONFIG_WCE negotiated but not
+  FLUSH it becomes 0 (BLK-DEV-002). Over the legacy interface (no VERSION_1, no
+  FEATURES_OK; the hook runs at DRIVER_OK) the field is left as it is: a legacy
+  driver may have written it before DRIVER_OK, and a device may change the cache
+  mode at DRIVER_OK only when the driver did not accept CONFIG_WCE (§5.2.5.1,
+  legacy); without CONFIG_WCE the cache mode follows the device's own setting and
+  FLUSH, as below.
 - Every request is decoded and checked by `blk_request.decode_request` before the
   disk is touched. A rejected request is answered with its status byte and a used
   length of 1, or, when it has no status byte, returned with length 0. A served
@@ -161,13 +169,23 @@ class BlkDevice:
         self.config = _with_writeback(self.config, data[0])
         self._apply_cache_mode()
 
-    def activate(self, context: DeviceContext) -> None:
-        """Start serving: fix the negotiated limits and the cache mode (§5.2.5)."""
-        features = context.features
+    def features_accepted(self, features: int) -> None:
+        """FEATURES_OK granted: CONFIG_WCE without FLUSH starts writethrough (BLK-DEV-002).
+
+        Legacy (no VERSION_1; called at DRIVER_OK): `writeback` is not touched, since
+        a legacy device changes it on a status write only at DRIVER_OK and only when
+        the driver did not accept CONFIG_WCE, when the field means nothing to it.
+        """
+        if not has_feature(features, Feature.VERSION_1):
+            return
         if has_feature(features, BlkFeature.CONFIG_WCE) and not has_feature(
             features, BlkFeature.FLUSH
         ):
-            self.config = _with_writeback(self.config, 0)  # BLK-DEV-002
+            self.config = _with_writeback(self.config, 0)
+
+    def activate(self, context: DeviceContext) -> None:
+        """Start serving: fix the negotiated limits and the cache mode (§5.2.5)."""
+        features = context.features
         self._context = context
         self._limits = DeviceLimits(
             capacity=self.config.capacity,

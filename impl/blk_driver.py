@@ -5,8 +5,9 @@ Rules:
   (`BlkBadConfig` for values no device may offer) and finds one request queue, or
   `num_queues` with VIRTIO_BLK_F_MQ. It derives the cache mode: writeback when
   CONFIG_WCE says so, assumed writeback with FLUSH alone (BLK-DRV-003), writethrough
-  with neither (BLK-DRV-002). A published config size must hold `capacity` and the
-  fields of the negotiated features, and nothing more (CONFIG-DRV-004).
+  with neither (BLK-DRV-002). `validate`, before FEATURES_OK, refuses a published
+  config size that does not hold `capacity` and the fields of the features about to
+  be accepted, and asks nothing more (CONFIG-DRV-004).
 - The disk API (`read`, `write`, `flush`, `get_id`, `discard`, `write_zeroes`) checks
   each request against capacity, read-only and the negotiated features before it is
   sent (BLK-DRV-012, BLK-DRV-013) and splits it so no request has more than `seg_max`
@@ -27,7 +28,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import TypeVar
 
 from .alloc import GuestAllocator
 from .blk_layout import BlkConfig, BlkReqHeader, DwzSegment
@@ -54,6 +54,7 @@ from .spec import (
     DeviceId,
     Feature,
     feature_mask,
+    has_feature,
 )
 
 KNOWN_FEATURES = feature_mask(
@@ -86,21 +87,10 @@ CONFIG_FIELD_ENDS = (
 the feature that makes the driver read it."""
 
 
-_Part = TypeVar("_Part")
-
-
-def _guest_part(vdev: VirtioDevice, name: str, kind: type[_Part]) -> _Part:
-    """The guest memory or allocator the bus offers on its device handle."""
-    part = getattr(vdev, name, None)
-    if not isinstance(part, kind):
-        raise BlkBadRequest(f"no {name} given and the device handle offers none")
-    return part
-
-
 class BlkDriver:
     """A virtio-blk driver using guest memory `mem` and allocating buffers from `allocator`.
 
-    Without them it takes the ones the bus's device handle offers (`BusDevice.mem`,
+    Without them it takes the ones the device handle offers (`VirtioDevice.mem`,
     `.allocator`), as Linux's driver takes the kernel's.
     """
 
@@ -127,11 +117,18 @@ class BlkDriver:
         self._next_queue = 0
 
     # --- probe (§5.2.5) ---------------------------------------------------------------
+    def validate(self, vdev: VirtioDevice, features: int) -> int:
+        """Before FEATURES_OK: refuse a config space too small for `capacity` and the
+        fields `features` make the driver read (CONFIG-DRV-004). Reads no config (so
+        never `writeback`, BLK-DRV-004); keeps every proposed bit otherwise."""
+        _check_config_size(vdev.config_size, features)
+        return features
+
     def probe(self, vdev: VirtioDevice) -> None:
         """Read the config space, check it, derive limits and cache mode, find the queues."""
         mem, allocator = self._given
-        self.mem = mem or _guest_part(vdev, "mem", GuestMemory)
-        self.allocator = allocator or _guest_part(vdev, "allocator", GuestAllocator)
+        self.mem = mem or vdev.mem
+        self.allocator = allocator or vdev.allocator
         self.vdev = vdev
         self.config = self._read_config(vdev)
         count = self.config.num_queues if vdev.has_feature(BlkFeature.MQ) else 1
@@ -148,9 +145,8 @@ class BlkDriver:
     def _read_config(self, vdev: VirtioDevice) -> BlkConfig:
         """Read `struct virtio_blk_config`, keeping only fields of negotiated features.
 
-        A published config size is checked only against the fields read (CONFIG-DRV-004).
+        `validate` already checked that a published config size holds them.
         """
-        _check_config_size(vdev)
         raw = BlkConfig.unpack(vdev.read_config(0, BLK_CONFIG_SIZE))
         has = vdev.has_feature
         config = BlkConfig(
@@ -396,10 +392,10 @@ class BlkDriver:
                 queue.interrupt()
 
 
-def _check_config_size(vdev: VirtioDevice) -> None:
-    """Config space, when its size is published, must hold the fields this driver reads."""
-    size = vdev.config_size
-    ends = [end for bit, end in CONFIG_FIELD_ENDS if vdev.has_feature(bit)]
+def _check_config_size(size: int | None, features: int) -> None:
+    """Config space, when its size is published, must hold the fields this driver reads
+    with `features` (CONFIG-DRV-004); a larger one is fine (CONFIG-DRV-003)."""
+    ends = [end for bit, end in CONFIG_FIELD_ENDS if has_feature(features, bit)]
     needed = max([CAPACITY_END, *ends])
     if size is not None and size < needed:
         raise BlkConfigTooSmall(f"config space of {size} bytes, the fields need {needed}")

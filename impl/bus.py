@@ -10,9 +10,11 @@ Rules:
   never a bit not offered, FEAT-DRV-001/003), then drop every bit whose prerequisites
   (the driver's optional `feature_requires` table) were not all offered and kept
   (FEAT-DRV-001/002); a modern device must offer VERSION_1,
-  which is then accepted (FEAT-DRV-006/007); FEATURES_OK and read it back; the
-  driver's `probe`; DRIVER_OK. Any `VirtioError` on the way sets FAILED, frees every
-  queue and leaves the device registered but unbound (INIT-DRV-004/005).
+  which is then accepted (FEAT-DRV-006/007); the driver's `validate` (it may clear
+  bits or refuse the device; requirements are re-checked after it); the features are
+  written, then FEATURES_OK, read back; the driver's `probe`; DRIVER_OK. Any
+  `VirtioError` on the way sets FAILED, frees every queue and leaves the device
+  registered but unbound (INIT-DRV-004/005).
 - Ring type: with VIRTIO_F_RING_PACKED negotiated (only if the bus's `ring_features`
   include it, and never on a legacy device) `find_vqs` lays out packed rings
   (`PackedLayout`: descriptor ring, driver and device event suppression) of the
@@ -26,7 +28,8 @@ Rules:
   callback of each queue with used buffers (Linux's `vring_interrupt`) and tells the
   driver about configuration changes. A spurious interrupt does nothing.
 - Config reads retry until the generation is stable, a bounded number of times
-  (§2.5.1, CONFIG-DRV-001).
+  (§2.5.1, CONFIG-DRV-001). A config write while the driver validates (before
+  FEATURES_OK) is refused with `ConfigWriteTooEarly` (INIT-DRV-002).
 
 Spec: §3.1.1 (initialization), §3.3 (cleanup), §2.2, §2.5.1, §2.6, §2.7 and §2.8 (the
 two ring types), §4.2.3.2, §4.2.3.4.
@@ -41,6 +44,7 @@ from .driver import DriverQueue, QueueCallback, VirtioDriver
 from .errors import (
     BusMisuse,
     ConfigUnstable,
+    ConfigWriteTooEarly,
     DeviceError,
     FeaturesRefused,
     NoSpace,
@@ -48,6 +52,7 @@ from .errors import (
     QueueNotEnabled,
     QueueUnavailable,
     ResetIncomplete,
+    ValidateAddedFeatures,
     VirtioError,
 )
 from .interrupts import InterruptController
@@ -147,6 +152,8 @@ class BusDevice:
         self.config_changes = 0
         self.needs_reset = False
         self.detached: list[object] = []
+        self.validating = False
+        """True while the driver's `validate` runs (config is then read-only, INIT-DRV-002)."""
 
     # --- identity and features ------------------------------------------------------------
     @property
@@ -224,7 +231,9 @@ class BusDevice:
         raise ConfigUnstable(f"config generation moved in {CONFIG_READ_RETRIES} reads")
 
     def write_config(self, offset: int, data: bytes) -> None:
-        """Write config space."""
+        """Write config space; refused while the driver validates (INIT-DRV-002)."""
+        if self.validating:
+            raise ConfigWriteTooEarly(f"config write at {offset} before FEATURES_OK")
         self.transport.write_config(offset, data)
 
     # --- virtqueues (§2.6, §4.2.3.2) -------------------------------------------------------
@@ -440,12 +449,14 @@ class VirtioBus:
         offered = transport.get_features()
         if not transport.legacy and not has_feature(offered, Feature.VERSION_1):
             raise NoVersion1("a modern device must offer VIRTIO_F_VERSION_1")
+        requires = getattr(driver, "feature_requires", None)
         accepted = accepted_features(
             offered, driver.feature_table, self.ring_features, legacy=transport.legacy,
-            requires=getattr(driver, "feature_requires", None),
+            requires=requires,
         )
         if not transport.legacy:
             accepted |= feature_mask(Feature.VERSION_1)
+        accepted = self._validated(device, driver, accepted, requires or {})
         transport.set_features(accepted)
         device._features = accepted
         if transport.legacy:
@@ -453,6 +464,29 @@ class VirtioBus:
         device.add_status(Status.FEATURES_OK)
         if not transport.get_status() & Status.FEATURES_OK:
             raise FeaturesRefused("the device did not keep FEATURES_OK")
+
+    @staticmethod
+    def _validated(
+        device: BusDevice, driver: VirtioDriver, proposed: int, requires: FeatureRequires
+    ) -> int:
+        """The driver's `validate` on the proposed features, before any is written (§3.1.1).
+
+        The driver may only clear bits; what it cleared may leave another bit without its
+        prerequisite, so requirements are applied again (FEAT-DRV-001). VERSION_1 stays
+        accepted on a modern device (FEAT-DRV-006). A `DeviceError` refuses the device.
+        """
+        device._features = proposed
+        device.validating = True
+        try:
+            kept = driver.validate(device, proposed)
+        finally:
+            device.validating = False
+        if kept & ~proposed:
+            raise ValidateAddedFeatures(
+                f"{driver.name}.validate added bits {kept & ~proposed:#x}"
+            )
+        kept = without_unmet_requirements(kept, requires)
+        return kept | (proposed & feature_mask(Feature.VERSION_1))
 
     def remove(self, device: BusDevice) -> None:
         """Reset the device, let its driver unbind, detach what is left, free the rings."""

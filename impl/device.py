@@ -3,8 +3,9 @@
 A device type (virtio-net, virtio-blk, a test stub) is a `DeviceBackend`: it names its
 device id, offers feature bits, sizes its queues and serves its configuration space.
 It knows nothing about registers or status bits: a transport (virtio-mmio, the
-descriptor page) owns those, negotiates features, and hands the backend a
-`DeviceContext` once the driver has set DRIVER_OK. From then on the transport forwards
+descriptor page) owns those, negotiates features, tells the backend which features
+were accepted (`features_accepted`) when it grants FEATURES_OK, and hands the backend
+a `DeviceContext` once the driver has set DRIVER_OK. From then on the transport forwards
 each queue notification to `queue_notify(index)`; the backend pops chains from
 `context.queues[index]`, serves them, pushes used elements and calls
 `context.signal_used(index)`, which raises the interrupt when the ring says the driver
@@ -17,6 +18,12 @@ Rules:
 - Config space is little-endian bytes at offsets from 0 (§2.5); the transport adds the
   generation counter around `read_config` (§2.5.1) and raises the config-change
   interrupt when a backend calls `context.config_changed()`.
+- `features_accepted(features)` runs once per initialization, when the device grants
+  FEATURES_OK (a legacy device has no FEATURES_OK: then at DRIVER_OK, just before
+  `activate`; a backend tells the two apart by VERSION_1, which only a modern driver
+  accepts). It is where a device settles what the negotiated features decide about
+  its config space before the driver reads it (§3.1.1 step 5; e.g. virtio-blk's
+  `writeback`, BLK-DEV-002).
 - A backend that finds the driver broke a rule it cannot recover from calls
   `context.needs_reset(error)`: the transport sets DEVICE_NEEDS_RESET (§2.1.2).
 - Optional: a backend may define `config_size` (int, bytes of config space). The
@@ -109,6 +116,11 @@ class DeviceBackend(Protocol):
 
     def write_config(self, offset: int, data: bytes) -> None:
         """A driver write into config space; read-only fields ignore it (§2.5)."""
+        ...
+
+    def features_accepted(self, features: int) -> None:
+        """The device granted FEATURES_OK for `features` (legacy: DRIVER_OK, before
+        `activate`); settle what they decide in config space (§3.1.1 step 5)."""
         ...
 
     def activate(self, context: DeviceContext) -> None:

@@ -14,6 +14,10 @@ Rules:
   *ignored* (the access has no effect), *FEATURES_OK refused* (FEAT-DEV-002), or
   *DEVICE_NEEDS_RESET* plus a configuration change interrupt when DRIVER_OK is set
   (STATUS-DEV-002, STATUS-DEV-003). Writing 0 to status always recovers.
+- When FEATURES_OK is granted the backend hears `features_accepted(features)` before
+  the status write returns, so the driver's next config read sees what the accepted
+  features decide (§3.1.1 step 5). A legacy device has no FEATURES_OK: it freezes
+  the features at DRIVER_OK and calls the hook there, just before `activate`.
 - Before DRIVER_OK the device touches no queue and sends no used buffer notification
   (STATUS-DEV-001); after a reset the backend's old context is dead: its callbacks
   are ignored (RESET-DEV-002).
@@ -227,6 +231,7 @@ class DeviceCore:
         self._status = (self._status & ~DRIVER_STATUS_BITS) | new
         if added & Status.FEATURES_OK:
             self.features_frozen = True
+            self.backend.features_accepted(self.driver_features)
         if added & Status.DRIVER_OK:
             self._activate()
 
@@ -332,6 +337,7 @@ class DeviceCore:
         if self.legacy:
             self.driver_features &= self.offered_features
             self.features_frozen = True
+            self.backend.features_accepted(self.driver_features)
         activation = _Activation(self._epoch)
         for queue in self.queues:
             activation.queues.append(self._device_queue(queue) if queue.ready else None)

@@ -3,10 +3,18 @@
 This mirrors Linux's virtio core: a `VirtioDriver` declares an id table and the
 feature bits it knows; the bus matches it to a device found by a transport and calls
 `probe(vdev)` with a `VirtioDevice`, the transport-neutral handle through which the
-driver reads features and config space and finds its virtqueues. The bus has already
+driver reads features and config space, finds its virtqueues and reaches guest memory
+(`mem`, `allocator`: what Linux's drivers get from the kernel). The bus has already
 done the first steps of §3.1.1 (reset, ACKNOWLEDGE, DRIVER, feature negotiation,
 FEATURES_OK) before `probe`, and sets DRIVER_OK after it returns (§3.1.1 step 8),
 unless the driver already did.
+
+Between choosing the features and setting FEATURES_OK the bus calls the driver's
+`validate(vdev, features)` (Linux's `virtio_driver.validate`): the driver checks the
+device's offer and config space against the features it is about to accept, and
+either returns the subset it keeps (clearing bits it cannot use with this device) or
+raises a `DeviceError` to refuse the device before FEATURES_OK (FEAT-DRV-002,
+CONFIG-DRV-004). It may read config space then, never write it (INIT-DRV-002).
 
 Rules:
 - Drivers never touch transport registers; every device access goes through the
@@ -26,7 +34,9 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from .alloc import GuestAllocator
 from .chain import Segment
+from .memory import GuestMemory
 from .spec import DeviceId
 
 ANY_VENDOR = -1
@@ -101,6 +111,16 @@ class VirtioDevice(Protocol):
         ...
 
     @property
+    def mem(self) -> GuestMemory:
+        """The guest memory the device's rings and the driver's buffers live in."""
+        ...
+
+    @property
+    def allocator(self) -> GuestAllocator:
+        """The guest allocator a driver takes its data buffers from (rings come from it too)."""
+        ...
+
+    @property
     def config_size(self) -> int | None:
         """Bytes of config space the transport publishes, or None if it publishes no size
         (virtio-mmio). A driver checks only that the fields it needs fit (CONFIG-DRV-004),
@@ -138,6 +158,17 @@ class VirtioDriver(Protocol):
     id_table: Sequence[DeviceMatch]
     feature_table: int
     """The feature bits this driver knows; the bus accepts offered ∩ known (§2.2)."""
+
+    def validate(self, vdev: VirtioDevice, features: int) -> int:
+        """Check the device before FEATURES_OK; return the bits of `features` to accept.
+
+        `features` is what the bus is about to accept (offered ∩ known, requirements
+        met); `vdev.features` reads the same while this runs. Return a subset (clear
+        what this device cannot have), or raise a `DeviceError` to refuse the device:
+        the bus then sets FAILED without ever setting FEATURES_OK (§3.1.1 steps 4-5,
+        FEAT-DRV-002). Config space may be read here, never written (INIT-DRV-002).
+        """
+        ...
 
     def probe(self, vdev: VirtioDevice) -> None:
         """Bind to `vdev`: read config, find queues, fill them (§3.1.1 step 7)."""

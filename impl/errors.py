@@ -895,6 +895,23 @@ class BlkConfigTooSmall(BlkBadConfig):
     spec_ids = ("CONFIG-DRV-004",)
 
 
+# --- driver/device contract: validate and FEATURES_OK (§3.1.1) ---
+class ConfigWriteTooEarly(UsageError):
+    """A driver wrote config space from `validate`, before FEATURES_OK: the bus refuses
+    the write (the driver may only read config space then)."""
+
+    section = "3.1.1"
+    spec_ids = ("INIT-DRV-002",)
+
+
+class ValidateAddedFeatures(UsageError):
+    """A driver's `validate` returned bits it was not offered to accept: it may only clear
+    bits, so the probe fails before FEATURES_OK rather than accept an unoffered bit."""
+
+    section = "2.2.1"
+    spec_ids = ("FEAT-DRV-001",)
+
+
 # --- packed buffers ---
 class PackedBadBuffer(BadBuffer):
     """A buffer the caller asked the packed driver to add is refused: more elements than

@@ -188,6 +188,9 @@ class NetDevice:
         """Every field is read-only (NET-DRV-001): the write is ignored and recorded."""
         self._record(NetConfigWrite(f"driver wrote {len(data)} config bytes at {offset}"))
 
+    def features_accepted(self, features: int) -> None:
+        """FEATURES_OK granted: nothing in virtio-net's config space depends on it."""
+
     def activate(self, context: DeviceContext) -> None:
         """DRIVER_OK: serve the queues; work queued before this is served now."""
         self.context = context

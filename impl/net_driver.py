@@ -2,8 +2,10 @@
 
 Rules:
 - Probe (§5.1.5): read mac (or make a locally administered one, NET-DRV-004), mtu
-  (checked, NET-DEV-002) and status (LINK_UP, or assume up without STATUS,
-  NET-DRV-005); find receiveq1, transmitq1 and controlq; fill the receive ring.
+  (checked in `validate`, where an out-of-range mtu makes the driver not accept
+  VIRTIO_NET_F_MTU, and again in probe, NET-DEV-002) and status (LINK_UP, or
+  assume up without STATUS, NET-DRV-005); find receiveq1, transmitq1 and controlq;
+  fill the receive ring.
 - Receive buffers are single regions of guest memory from the driver's allocator:
   `buf_size` bytes each (at least the header with MRG_RXBUF, NET-DRV-052; room for a
   whole frame without, NET-DRV-007/051). Without ANY_LAYOUT (and VERSION_1) the
@@ -17,8 +19,9 @@ Rules:
   used ring (a `DeviceError` from the queue) marks the driver broken.
 - A checksum-offload request is checked against the frame before NEEDS_CSUM is set
   (`net_csum.offload_fault`; NET-DRV-031/032/033).
-- Probe checks only that config space (when the transport publishes its size) holds
-  the fields the negotiated features make it read (CONFIG-DRV-004).
+- `validate` (before FEATURES_OK) checks only that config space, when the transport
+  publishes its size, holds the fields the features about to be accepted make the
+  driver read; otherwise the device is refused before FEATURES_OK (CONFIG-DRV-004).
 - The driver never writes config space (NET-DRV-001); control commands are only
   issued when their feature is negotiated (NET-DRV-058/059/060).
 
@@ -30,7 +33,6 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Hashable
-from typing import TypeVar
 
 from .alloc import GuestAllocator
 from .chain import Segment
@@ -42,7 +44,6 @@ from .errors import (
     NetConfigTooSmall,
     NetCtrlNoAnswer,
     NetDeviceError,
-    NetDriverSetup,
     NetFeatureMissing,
     NetFrameSize,
     NetLinkDown,
@@ -86,9 +87,8 @@ from .spec import (
     NetHdrFlag,
     NetStatus,
     feature_mask,
+    has_feature,
 )
-
-_Part = TypeVar("_Part")
 
 CONFIG_FIELD_ENDS = (
     (NetFeature.MAC, NET_CONFIG_STATUS),
@@ -128,19 +128,11 @@ DRIVER_FEATURES = feature_mask(
 )
 
 
-def _guest_part(vdev: VirtioDevice, name: str, kind: type[_Part]) -> _Part:
-    """The guest memory or allocator a bus offers on its device handle, if it does."""
-    part = getattr(vdev, name, None)
-    if not isinstance(part, kind):
-        raise NetDriverSetup(f"no {name} given and the device handle offers none")
-    return part
-
-
 class NetDriver:
     """A virtio-net driver over guest memory `mem`, allocating buffers from `allocator`.
 
-    Without `mem` and `allocator` it takes the ones the bus's device handle offers
-    (`BusDevice.mem`, `.allocator`), as Linux's driver takes the kernel's.
+    Without `mem` and `allocator` it takes the ones the device handle offers
+    (`VirtioDevice.mem`, `.allocator`), as Linux's driver takes the kernel's.
 
     `feature_table` may be narrowed to refuse features; `buf_size` overrides the
     receive buffer size; `auto_refill` refills after each poll (Linux does; a test of
@@ -177,17 +169,29 @@ class NetDriver:
         self.vdev: VirtioDevice | None = None
 
     # --- probe and remove (§5.1.5) --------------------------------------------------
+    def validate(self, vdev: VirtioDevice, features: int) -> int:
+        """Before FEATURES_OK: refuse a config space too small for the fields `features`
+        make the driver read (CONFIG-DRV-004); do not accept VIRTIO_NET_F_MTU when the
+        offered `mtu` is outside 68..65535 (the device broke NET-DEV-002: the driver
+        goes on without it, recording `NetBadConfig`). Keeps every other proposed bit."""
+        self._check_config_size(vdev.config_size, features)
+        if has_feature(features, NetFeature.MTU):
+            mtu = int.from_bytes(vdev.read_config(NET_CONFIG_MTU, 2), "little")
+            if not NET_MTU_MIN <= mtu <= NET_MTU_MAX:
+                self._record(NetBadConfig(f"offered mtu {mtu}: VIRTIO_NET_F_MTU not accepted"))
+                features &= ~feature_mask(NetFeature.MTU)
+        return features
+
     def probe(self, vdev: VirtioDevice) -> None:
         """Read config, set up the queues, fill the receive ring."""
         self.vdev = vdev
-        self.mem = self._mem or _guest_part(vdev, "mem", GuestMemory)
-        self.allocator = self._allocator or _guest_part(vdev, "allocator", GuestAllocator)
+        self.mem = self._mem or vdev.mem
+        self.allocator = self._allocator or vdev.allocator
         self.features = vdev.features
         self.hdr_size = net_hdr_size(self.features)
         self.split_header = not (
             vdev.has_feature(Feature.VERSION_1) or vdev.has_feature(Feature.ANY_LAYOUT)
         )
-        self._check_config_size(vdev)
         self.mac = self._read_mac(vdev)
         self.mtu = self._read_mtu(vdev)
         self.max_frame = NET_MAX_FRAME if self.mtu is None else self.mtu + ETH_HEADER_LEN
@@ -216,12 +220,11 @@ class NetDriver:
         self.refill()
 
     @staticmethod
-    def _check_config_size(vdev: VirtioDevice) -> None:
-        """Config space must hold the fields the negotiated features make us read; a larger
-        one is fine, and a transport publishing no size is trusted (CONFIG-DRV-003/004)."""
-        size = vdev.config_size
+    def _check_config_size(size: int | None, features: int) -> None:
+        """Config space must hold the fields `features` make us read; a larger one is
+        fine, and a transport publishing no size is trusted (CONFIG-DRV-003/004)."""
         needed = max(
-            (end for bit, end in CONFIG_FIELD_ENDS if vdev.has_feature(bit)), default=0
+            (end for bit, end in CONFIG_FIELD_ENDS if has_feature(features, bit)), default=0
         )
         if size is not None and size < needed:
             raise NetConfigTooSmall(f"config space of {size} bytes, the fields need {needed}")

@@ -50,6 +50,7 @@ class EchoDevice:
         self.context: DeviceContext | None = None
         self.served = 0
         self.resets = 0
+        self.accepted: list[int] = []
 
     @property
     def device_id(self) -> DeviceId:
@@ -80,6 +81,10 @@ class EchoDevice:
 
     def write_config(self, offset: int, data: bytes) -> None:
         """Config is read-only here: writes are ignored (§2.5)."""
+
+    def features_accepted(self, features: int) -> None:
+        """FEATURES_OK granted: remembered, nothing in config depends on it."""
+        self.accepted.append(features)
 
     def activate(self, context: DeviceContext) -> None:
         """Start serving."""
@@ -142,6 +147,10 @@ class EchoDriver:
         self.detached: list[Hashable] = []
         self.config_events = 0
         self.removed = 0
+
+    def validate(self, vdev: VirtioDevice, features: int) -> int:
+        """Keep every bit the bus proposes (the echo device has nothing to check)."""
+        return features
 
     def probe(self, vdev: VirtioDevice) -> None:
         """Read config (§3.1.1 step 7 reads before queues), then find the queues."""

@@ -9,7 +9,10 @@ Claims (evaluated on `impl.layout` itself: `SplitLayout.modern`, `SplitLayout.le
   boundaries, the available ring follows the table directly, the used ring starts at
   the first Queue Align boundary after the available ring (§2.7.2), no overlap;
 - every field address (ring entries of any slot below n, used_event, avail_event)
-  lies inside its own part, and the event words are the last two bytes of their part.
+  lies inside its own part, and the event words are the last two bytes of their part;
+- the areas the ring's accessors are made over (`desc_area`, `avail_area`,
+  `used_area`, see `GuestMemory.reader`) are exactly the three parts, so the field
+  claim above is the promise those accessors rely on.
 
 Addresses are 80-bit terms with `base < 2^64`, wide enough that no sum wraps, so the
 solver computes exactly what Python's integers do.
@@ -65,7 +68,15 @@ def _fields_inside(ring: lay.SplitLayout, n: Any, slot: Any, sizes: list[Any]) -
         ring.used_flags == ring.used, ring.used_idx == ring.used + 2,
         z3.ULE(ring.used + 4, used_at), z3.ULE(used_at + 8, ring.avail_event),
         ring.avail_event + 2 == used_end,
+        _same_span(ring.desc_area, (ring.desc, ring.desc + sizes[0])),
+        _same_span(ring.avail_area, (ring.avail, avail_end)),
+        _same_span(ring.used_area, (ring.used, used_end)),
     )
+
+
+def _same_span(area: tuple[Any, Any], part: tuple[Any, Any]) -> Any:
+    """An accessor area `[lo, hi)` is exactly the part `[start, end)`."""
+    return z3.And(area[0] == part[0], area[1] == part[1])
 
 
 def claims(

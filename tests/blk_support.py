@@ -70,6 +70,9 @@ class RawDriver:
         self.feature_table = feature_table
         self.ring: DriverQueue | None = None
 
+    def validate(self, vdev: VirtioDevice, features: int) -> int:
+        return features
+
     def probe(self, vdev: VirtioDevice) -> None:
         self.ring = vdev.find_vqs(["req.0"], [None])[0]
 

@@ -1,10 +1,12 @@
 """A stand-in transport: binds a `VirtioDriver` to a `DeviceBackend` over one guest memory.
 
 No registers, no status byte: the driver gets a `VirtioDevice` handle whose features
-are offered ∩ known, `find_vqs` lays out split rings in the guest memory and pairs a
-`SplitDriver` with a `SplitDevice` for each, a kick calls the backend's
-`queue_notify`, and `signal_used` runs the queue's callback when the device side
-says the driver wants an interrupt. `bind` probes, then activates (DRIVER_OK).
+are offered ∩ known as the driver's `validate` narrows them (the backend then hears
+`features_accepted`, where FEATURES_OK would be granted), `find_vqs` lays out split
+rings in the guest memory and pairs a `SplitDriver` with a `SplitDevice` for each, a
+kick calls the backend's `queue_notify`, and `signal_used` runs the queue's callback
+when the device side says the driver wants an interrupt. `bind` probes, then
+activates (DRIVER_OK).
 Interrupts run the callback at once, or with `immediate=False` wait (one pending flag
 per queue, as a level-triggered line) until the test calls `deliver()`.
 This is what the real transports (virtio-mmio, the descriptor page) do with bytes;
@@ -20,7 +22,7 @@ from impl.alloc import GuestAllocator
 from impl.chain import Segment
 from impl.device import DeviceBackend, DeviceContext, DeviceQueue
 from impl.driver import DriverQueue, QueueCallback, VirtioDriver
-from impl.errors import VirtioError
+from impl.errors import ConfigWriteTooEarly, VirtioError
 from impl.layout import SplitLayout, avail_ring_bytes, desc_table_bytes, used_ring_bytes
 from impl.memory import GuestMemory
 from impl.spec import has_feature
@@ -87,6 +89,7 @@ class DirectDevice:
         self.immediate = True
         self.pending: set[int] = set()
         self.config_pending = False
+        self.validating = False
 
     @property
     def device_id(self) -> int:
@@ -112,6 +115,8 @@ class DirectDevice:
         return self.backend.read_config(offset, length)
 
     def write_config(self, offset: int, data: bytes) -> None:
+        if self.validating:
+            raise ConfigWriteTooEarly(f"config write at {offset} before FEATURES_OK")
         self.backend.write_config(offset, data)
 
     def find_vqs(
@@ -132,6 +137,18 @@ class DirectDevice:
         base = self.allocator.alloc(total, RING_ALIGN)
         assert base is not None, "guest memory too small for the rings"
         return SplitLayout.modern(size, base)
+
+    def accept_features(self, driver: VirtioDriver) -> None:
+        """§3.1.1 steps 4-5 without registers: the driver validates the proposal, the
+        backend hears what was accepted (as at FEATURES_OK)."""
+        self.validating = True
+        try:
+            kept = driver.validate(self, self._features)
+        finally:
+            self.validating = False
+        assert kept & ~self._features == 0, "validate may only clear bits"
+        self._features = kept
+        self.backend.features_accepted(kept)
 
     def activate(self) -> None:
         """DRIVER_OK: hand the backend its queues."""
@@ -194,6 +211,7 @@ def bind(
     handle.queue_size = queue_size
     handle.immediate = immediate
     handle.driver = driver
+    handle.accept_features(driver)
     driver.probe(handle)
     handle.activate()
     return handle

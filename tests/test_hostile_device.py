@@ -315,7 +315,6 @@ def test_chain_of_2_to_the_32_bytes() -> None:
 
 
 # --- ring corruption: broken until reset -------------------------------------------------
-@pytest.mark.spec("STATUS-DEV-002")
 @pytest.mark.parametrize("head", [SIZE, SIZE + 1, 0xFFFF])
 def test_head_out_of_range(head: int) -> None:
     _, drv, dev = queue()
@@ -323,7 +322,7 @@ def test_head_out_of_range(head: int) -> None:
     assert_ring_corruption(drv, dev, HeadOutOfRange, ())
 
 
-@pytest.mark.spec("INIT-DRV-007", "SPLIT-DRV-010", "STATUS-DEV-002")
+@pytest.mark.spec("INIT-DRV-007", "SPLIT-DRV-010")
 @pytest.mark.parametrize("start", [0, START_NEAR_WRAP])
 @pytest.mark.parametrize("ahead", [SIZE + 1, 0x8000, 0xFFFF])
 def test_avail_idx_jumps_more_than_queue_size(start: int, ahead: int) -> None:
@@ -342,7 +341,7 @@ def test_avail_idx_exactly_queue_size_ahead_is_accepted() -> None:
     assert [chain.head for chain in iter(dev.pop, None)] == list(range(SIZE))
 
 
-@pytest.mark.spec("INIT-DRV-007", "STATUS-DEV-002")
+@pytest.mark.spec("INIT-DRV-007")
 def test_head_already_in_flight() -> None:
     _, drv, dev = queue()
     drv.chain(2, 1, 1)
@@ -353,7 +352,7 @@ def test_head_already_in_flight() -> None:
     assert_ring_corruption(drv, dev, HeadAlreadyInFlight, ("INIT-DRV-007",))
 
 
-@pytest.mark.spec("SPLIT-DRV-010", "STATUS-DEV-002")
+@pytest.mark.spec("SPLIT-DRV-010")
 @pytest.mark.parametrize("start", [0, START_NEAR_WRAP])
 def test_avail_idx_decrement(start: int) -> None:
     _, drv, dev = queue(start=start)
@@ -365,7 +364,7 @@ def test_avail_idx_decrement(start: int) -> None:
     assert_ring_corruption(drv, dev, AvailIndexDecrement, ("SPLIT-DRV-010",))
 
 
-@pytest.mark.spec("SPLIT-DRV-010", "STATUS-DEV-002")
+@pytest.mark.spec("SPLIT-DRV-010")
 def test_avail_idx_decrement_seen_by_enable_notification() -> None:
     _, drv, dev = queue()
     drv.chain(0, 1, 0)

@@ -92,6 +92,9 @@ class RawDriver:
     def __init__(self, feature_table: int) -> None:
         self.feature_table = feature_table
 
+    def validate(self, vdev: VirtioDevice, features: int) -> int:
+        return features
+
     def probe(self, vdev: VirtioDevice) -> None:
         self.queues: list[DriverQueue] = vdev.find_vqs(["rx", "tx", "ctrl"], [None, None, None])
 

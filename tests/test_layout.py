@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from impl.errors import InvalidLayout
 from impl.layout import (
+    DESC_STRUCT,
+    LE16_STRUCT,
+    USED_ELEM_STRUCT,
     Descriptor,
     SplitLayout,
     UsedElem,
@@ -144,3 +149,23 @@ def test_part_outside_memory_is_refused(desc: int, avail: int, used: int, memory
 def test_overlapping_parts_are_refused(desc: int, avail: int, used: int) -> None:
     with pytest.raises(InvalidLayout, match="overlap"):
         SplitLayout(4, desc, avail, used).validate(0x1000)
+
+
+@pytest.mark.parametrize("size", [1, 2, 256, 32768])
+@pytest.mark.parametrize("build", [SplitLayout.modern, SplitLayout.legacy])
+def test_slot_address_ranges_are_the_field_addresses(size: int, build: object) -> None:
+    """The ranges the rings index by slot give `avail_ring(slot)` / `used_ring(slot)`."""
+    lay = build(size, 0x1000)  # type: ignore[operator]
+    assert len(lay.avail_ring_addrs) == len(lay.used_ring_addrs) == size
+    assert list(lay.avail_ring_addrs) == [lay.avail_ring(s) for s in range(size)]
+    assert list(lay.used_ring_addrs) == [lay.used_ring(s) for s in range(size)]
+    assert lay.avail_area == (lay.avail, lay.used_event + 2)
+    assert lay.used_area == (lay.used, lay.avail_event + 2)
+    assert lay.desc_area == (lay.desc, lay.desc_addr(size))
+
+
+@pytest.mark.parametrize("fmt", [DESC_STRUCT, USED_ELEM_STRUCT, LE16_STRUCT])
+def test_structure_formats_match_the_wire_sizes(fmt: struct.Struct) -> None:
+    sizes = {DESC_STRUCT: Descriptor.SIZE, USED_ELEM_STRUCT: UsedElem.SIZE, LE16_STRUCT: 2}
+    assert fmt.size == sizes[fmt]
+    assert fmt.format.startswith("<")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import pytest
 from direct_bus import bind
@@ -38,6 +39,7 @@ from impl.spec import (
     NetHdrFlag,
     NetStatus,
     feature_mask,
+    has_feature,
 )
 
 u16 = st.integers(0, 0xFFFF)
@@ -122,12 +124,37 @@ def test_without_status_feature_the_link_is_assumed_up() -> None:
     assert side.driver.link_up is True
 
 
+class MtuOutOfRange(NetDevice):
+    """A device offering VIRTIO_NET_F_MTU with an mtu of 20 (it breaks NET-DEV-002)."""
+
+    def __init__(self, *args: Any, **options: Any) -> None:
+        super().__init__(*args, mtu=1500, **options)
+        self.mtu = 20
+
+
+@pytest.mark.spec("NET-DEV-002", "FEAT-DRV-002")
+@pytest.mark.parametrize("transport", ["direct", *BUS_TRANSPORTS])
+def test_driver_validates_mtu_and_does_not_accept_it_out_of_range(transport: str) -> None:
+    """`validate` reads the offered mtu before FEATURES_OK and clears VIRTIO_NET_F_MTU:
+    the device is still bound, without an mtu, and frames of the default size flow."""
+    a = net_side(MAC_A, None, transport=transport, device_class=MtuOutOfRange)
+    assert has_feature(a.device.offered_features(), NetFeature.MTU)
+    assert not a.handle.has_feature(NetFeature.MTU)
+    assert a.driver.mtu is None and a.driver.error_counts["NetBadConfig"] == 1
+    assert isinstance(a.driver.errors[-1], NetBadConfig)
+
+
 @pytest.mark.spec("NET-DEV-002")
-def test_driver_rejects_mtu_out_of_range() -> None:
-    device = NetDevice(MAC_A, mtu=1500)
-    device.mtu = 20
+def test_driver_rejects_mtu_changed_out_of_range_after_validate() -> None:
+    """An mtu in range when validated and out of range when probe reads it (the device
+    also broke NET-DEV-004) fails probe."""
+
+    class Changing(NetDevice):
+        def features_accepted(self, features: int) -> None:
+            self.mtu = 20
+
     with pytest.raises(NetBadConfig):
-        net_side_with(device)
+        net_side_with(Changing(MAC_A, mtu=1500))
 
 
 def net_side_with(device: NetDevice) -> None:

@@ -101,6 +101,9 @@ class RecordingDevice:
     def write_config(self, offset: int, data: bytes) -> None:
         """Read-only config."""
 
+    def features_accepted(self, features: int) -> None:
+        """Nothing depends on the accepted features."""
+
     def activate(self, context: DeviceContext) -> None:
         self.context = context
 

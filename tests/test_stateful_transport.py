@@ -95,6 +95,9 @@ class HoldingDevice:
     def write_config(self, offset: int, data: bytes) -> None:
         """Read-only."""
 
+    def features_accepted(self, features: int) -> None:
+        """Nothing depends on the accepted features."""
+
     def activate(self, context: DeviceContext) -> None:
         self.context = context
 
