@@ -276,10 +276,15 @@ def test_teardown_hands_back_every_token_once_in_one_pass() -> None:
 
 
 class _CountingList(list):  # type: ignore[type-arg]
-    """A list that counts item reads."""
+    """A list that counts item reads, by index or by iteration."""
 
     count = 0
 
     def __getitem__(self, index):  # type: ignore[no-untyped-def]
         self.count += 1
         return super().__getitem__(index)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        for item in super().__iter__():
+            self.count += 1
+            yield item
