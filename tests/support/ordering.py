@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from support.geometry import LENGTH, STANDARD, Geometry, features_for
+from support.geometry import LENGTH, STANDARD, Geometry
 
 from impl.errors import NotConforming
 from impl.interleave import Explorer, Finished, Report, Side
@@ -197,9 +197,11 @@ def _pair(
     event_idx: bool, g: Geometry, driver_cls: type[Any] | None, device_cls: type[Any] | None
 ) -> _Pair:
     """The driver (of `driver_cls`, by default the ring's reference), device and model."""
-    ring, features = g.ring, features_for(event_idx)
+    ring, features = g.ring, g.features(event_idx)
     base = GuestMemory(g.memory_size)
-    driver = ring.build(driver_cls or ring.reference_driver, base, g, features)
+    allocator = g.allocator()
+    extra = {"allocator": allocator} if allocator is not None else {}
+    driver = ring.build(driver_cls or ring.reference_driver, base, g, features, **extra)
     device = ring.build(device_cls or ring.reference_device, base, g, features)
     return _Pair(g, event_idx, base, driver, device, ring.model(g, event_idx))
 
@@ -352,6 +354,20 @@ def _poll_then_idle(g: Geometry, drv: Any, mem: GuestMemory) -> tuple[Any, list[
         log.append(("disable",))
 
 
+def _reclaim_then_delay(g: Geometry, drv: Any, mem: GuestMemory) -> tuple[Any, list[Any]]:
+    """Reclaim with interrupts off, re-arm with `enable_cb_delayed` (an interrupt only
+    once about 3/4 of what is outstanding is used), idle when it says not that many yet."""
+    log: list[tuple[Any, ...]] = []
+    while True:
+        _reclaim(g, drv, mem, log)
+        idle = drv.enable_cb_delayed()
+        log.append(("delayed",))
+        if idle:
+            return drv, log
+        drv.disable_cb()
+        log.append(("disable",))
+
+
 def _reclaim_until_empty(g: Geometry, drv: Any, mem: GuestMemory) -> tuple[Any, list[Any]]:
     """An interrupt handler with callbacks left on: reclaim until get_buf finds nothing."""
     log: list[tuple[Any, ...]] = []
@@ -378,6 +394,8 @@ def _check_used(pair: _Pair, returned: list[int], done: Finished) -> str | None:
                 )
         elif entry[0] == "enable":
             replay.enable_cb()
+        elif entry[0] == "delayed":
+            replay.enable_cb_delayed()
         else:
             replay.disable_cb()
     pending = g.ring.unreclaimed(done.memory, g, drv)
@@ -441,6 +459,24 @@ def more_used_scenario(
     """
     return _driver_goes_idle(
         "more_used", _poll_then_idle, event_idx, driver_cls, device_cls, geometry
+    )
+
+
+def delayed_scenario(
+    event_idx: bool,
+    driver_cls: type[Any] | None = None,
+    device_cls: type[Any] | None = None,
+    geometry: Geometry = STANDARD,
+) -> Scenario:
+    """The interrupt race with a driver that re-arms with `enable_cb_delayed` (split
+    §2.7.7, packed §2.8.10): it names a position about 3/4 of the way through what is
+    outstanding, fences (publish D, in `_arm`), re-checks whether that many are used
+    already, and idles if not, while the device returns every buffer and decides after
+    each. The device completes them all, so the interrupt the driver asked for must come:
+    the lost wake-up check applies unchanged. In flags mode the re-arm is `enable_cb`'s.
+    """
+    return _driver_goes_idle(
+        "delayed", _reclaim_then_delay, event_idx, driver_cls, device_cls, geometry
     )
 
 
