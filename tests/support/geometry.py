@@ -56,7 +56,8 @@ class Geometry:
     @property
     def shape(self) -> str:
         """The shape in words, for a scenario's name."""
-        lists = f", {self.segments} descriptors each" if self.segments > 1 else ""
+        unit = "segments" if self.indirect else "descriptors"
+        lists = f", {self.segments} {unit} each" if self.segments > 1 else ""
         tables = ", indirect" if self.indirect else ""
         return f"size {self.size}, {self.buffers} buffers{lists}{tables}, from {self.start}"
 
