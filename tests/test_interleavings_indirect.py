@@ -145,10 +145,11 @@ class PackedTableAfterA(PackedDriver):
 
     _late: tuple[tuple[int, bytes], ...] = ()
 
-    def _write_table(self, table: int, segments: list[tuple[Segment, int]]) -> None:
+    def _write_table(self, table: int, out: Sequence[Segment], in_: Sequence[Segment]) -> None:
+        parts = [(seg, 0) for seg in out] + [(seg, int(DescFlag.WRITE)) for seg in in_]
         self._late = tuple(
             (table + DESC_SIZE * i, PackedDescriptor(addr=seg.addr, len=seg.len, flags=f).pack())
-            for i, (seg, f) in enumerate(segments)
+            for i, (seg, f) in enumerate(parts)
         )
 
     def _expose(self, ident: int, elements: list[tuple[int, int, int]]) -> None:
