@@ -156,7 +156,8 @@ def compare(ref: Side, linux: Side, layout: PackedLayout, event_idx: bool) -> No
             f"descriptor {offset}: reference {da}, Linux {db}")
         if offset in live:
             assert ref.driver.token_of(da.id) == linux.driver.token_of(db.id) == live[offset]
-    assert a.read(ref.data, DATA_BYTES) == b.read(linux.data, DATA_BYTES), "buffers or indirect tables differ"
+    same_data = a.read(ref.data, DATA_BYTES) == b.read(linux.data, DATA_BYTES)
+    assert same_data, "buffers or indirect tables differ"
     da, db = (EventSuppress.unpack(m.read(layout.driver, EVENT_SUPPRESS_SIZE)) for m in (a, b))
     if not event_idx:
         assert da == db, f"driver event suppression: reference {da}, Linux {db}"
