@@ -268,3 +268,29 @@ def test_every_spec_constant_matches_linux_uapi(tmp_path: Path) -> None:
     wrong = {n: (ours[n], linux[n]) for n in linux if ours[n] not in linux[n]}
     assert not wrong, f"impl.spec disagrees with Linux (ours, Linux's): {wrong}"
     assert len(linux) >= len(checked) - len(NEWER_THAN_SOME_TREES)
+
+
+PACKED_FIELDS = {
+    "DESC_LEN_OFFSET": "offsetof(struct vring_packed_desc, len)",
+    "DESC_ID_OFFSET": "offsetof(struct vring_packed_desc, id)",
+    "DESC_FLAGS_OFFSET": "offsetof(struct vring_packed_desc, flags)",
+    "EVENT_FLAGS_OFFSET": "offsetof(struct vring_packed_desc_event, flags)",
+}
+"""impl.packed_layout's field offsets and the uapi structures they must match (§2.8.13,
+§2.8.14); the Linux packed peer writes these structures through the same header."""
+
+
+def test_packed_field_offsets_match_linux_uapi(tmp_path: Path) -> None:
+    if require_library() is None:
+        pytest.skip("VIRTIO_ORACLE_NO_PEERS=1: no Linux tree to compare constants with")
+    import impl.packed_layout as packed_layout
+
+    saved = dict(EXPRESSIONS)
+    EXPRESSIONS.update(PACKED_FIELDS)
+    try:
+        linux = linux_values(source_tree(), list(PACKED_FIELDS), tmp_path)
+    finally:
+        EXPRESSIONS.clear()
+        EXPRESSIONS.update(saved)
+    for name in PACKED_FIELDS:
+        assert linux[name] == [getattr(packed_layout, name)], f"{name}: Linux {linux[name]}"

@@ -43,6 +43,25 @@ unsigned oracle_drv_num_free(struct oracle_drv *d);
 unsigned oracle_drv_free_head(struct oracle_drv *d);
 int oracle_drv_broken(struct oracle_drv *d);
 
+/* --- packed driver (virtio_ring.c): Linux allocates the ring itself, here in
+ * whole pages of [region, region_end), and the queue starts at offset `start` with
+ * both wrap counters 1. The oracle_drv_* calls above that take no index work on it
+ * too (add returns the Buffer ID); the ones below read its packed state. Positions
+ * come back as Linux keeps them: offset | wrap counter << 15. --- */
+struct oracle_drv *oracle_pdrv_new(void *base, size_t size, uint64_t region,
+				   uint64_t region_end, unsigned num, uint64_t features,
+				   unsigned start);
+void oracle_pdrv_rings(struct oracle_drv *d, uint64_t *desc, uint64_t *driver,
+		       uint64_t *device);
+uint64_t oracle_pdrv_token_of(struct oracle_drv *d, unsigned id);
+unsigned oracle_pdrv_descs_of(struct oracle_drv *d, unsigned id);
+unsigned oracle_pdrv_last_id(struct oracle_drv *d, unsigned id);
+unsigned oracle_pdrv_next_id(struct oracle_drv *d, unsigned id);
+unsigned oracle_pdrv_last_used(struct oracle_drv *d);
+unsigned oracle_pdrv_next_avail(struct oracle_drv *d);
+unsigned oracle_pdrv_event_flags(struct oracle_drv *d);
+int oracle_pdrv_more_used(struct oracle_drv *d);
+
 /* --- device side (vringh.c, user accessors) --- */
 struct oracle_dev *oracle_dev_new(void *base, size_t size, unsigned num, uint64_t desc,
 				  uint64_t avail, uint64_t used, uint64_t features,

@@ -28,9 +28,34 @@ static void *oracle_kmalloc_array(size_t n, size_t s)
 	return oracle_lent_table;
 }
 
+/* The packed ring allocates its three parts itself (alloc_pages_exact without the DMA
+ * API). While a packed queue is being created, hand out whole pages of the region
+ * Python chose, in order, zeroed (6.1 asks for __GFP_ZERO, which tools/virtio defines
+ * as 0); outside that window, or when the region is full, behave as tools/virtio. */
+static unsigned char *oracle_pool_base, *oracle_pool_next, *oracle_pool_end;
+
+static void *oracle_alloc_pages_exact(size_t s)
+{
+	size_t page = getpagesize();
+	size_t at;
+	void *p;
+
+	if (!oracle_pool_next)
+		return malloc(s);
+	at = (size_t)(oracle_pool_next - oracle_pool_base);
+	at = (at + page - 1) / page * page;
+	if (s > (size_t)(oracle_pool_end - oracle_pool_base) - at)
+		return NULL;
+	p = oracle_pool_base + at;
+	memset(p, 0, s);
+	oracle_pool_next = oracle_pool_base + at + s;
+	return p;
+}
+
 #undef virt_to_phys
 #define virt_to_phys(p) ((unsigned long)(p) - oracle_phys_offset)
 #define kmalloc_array(n, s, gfp) oracle_kmalloc_array((n), (s))
+#define alloc_pages_exact(s, gfp) oracle_alloc_pages_exact(s)
 
 #include "virtio_ring.c"
 #include "oracle.h"
@@ -219,4 +244,127 @@ unsigned oracle_drv_free_head(struct oracle_drv *d)
 int oracle_drv_broken(struct oracle_drv *d)
 {
 	return enter(d)->broken;
+}
+
+/* --- the packed ring (created by Linux itself, inside the region) --- */
+
+struct oracle_drv *oracle_pdrv_new(void *base, size_t size, uint64_t region,
+				   uint64_t region_end, unsigned num, uint64_t features,
+				   unsigned start)
+{
+	struct oracle_drv *d;
+	struct vring_virtqueue *vq;
+	unsigned i;
+
+	if (region > region_end || region_end > size || !num || start >= num)
+		return NULL;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return NULL;
+	d->base = base;
+	d->size = size;
+	d->vdev.features = features | (1ULL << VIRTIO_F_RING_PACKED);
+	INIT_LIST_HEAD(&d->vdev.vqs);
+	spin_lock_init(&d->vdev.vqs_list_lock);
+	oracle_phys_offset = (unsigned long)base;
+	__kfree_ignore_start = d->base;
+	__kfree_ignore_end = d->base + d->size;
+	oracle_pool_base = d->base;
+	oracle_pool_next = d->base + region;
+	oracle_pool_end = d->base + region_end;
+	d->vq = vring_create_virtqueue(0, num, ORACLE_ALIGN, &d->vdev, true, false, false,
+				       oracle_notify, oracle_callback, "oracle-packed");
+	oracle_pool_next = NULL;
+	if (!d->vq) {
+		free(d);
+		return NULL;
+	}
+	vq = to_vvq(d->vq);
+	if (!vq->packed_ring) {
+		vring_del_virtqueue(d->vq);
+		free(d);
+		return NULL;
+	}
+	/* A queue restored at `start` (wrap counters 1), as the reference's initial_offset.
+	 * Linux only ever starts at 0 and tells a used descriptor by its flags alone, so a
+	 * zeroed slot before `start` would look used once its counter is 0. Those slots get
+	 * the flags a list made available and used in the first lap leaves (AVAIL and USED
+	 * both 1), as a queue that ran up to `start` would hold. */
+	vq->packed.next_avail_idx = start;
+	vq->last_used_idx = start | (1 << VRING_PACKED_EVENT_F_WRAP_CTR);
+	for (i = 0; i < start; i++)
+		vq->packed.vring.desc[i].flags = cpu_to_le16(1 << VRING_PACKED_DESC_F_AVAIL |
+							     1 << VRING_PACKED_DESC_F_USED);
+	return d;
+}
+
+/* Guest addresses of the descriptor ring and the driver and device event areas. */
+void oracle_pdrv_rings(struct oracle_drv *d, uint64_t *desc, uint64_t *driver,
+		       uint64_t *device)
+{
+	struct vring_virtqueue *vq = enter(d);
+
+	*desc = (uint64_t)((unsigned char *)vq->packed.vring.desc - d->base);
+	*driver = (uint64_t)((unsigned char *)vq->packed.vring.driver - d->base);
+	*device = (uint64_t)((unsigned char *)vq->packed.vring.device - d->base);
+}
+
+uint64_t oracle_pdrv_token_of(struct oracle_drv *d, unsigned id)
+{
+	struct vring_virtqueue *vq = enter(d);
+
+	if (id >= vq->packed.vring.num)
+		return 0;
+	return (uint64_t)(uintptr_t)vq->packed.desc_state[id].data;
+}
+
+unsigned oracle_pdrv_descs_of(struct oracle_drv *d, unsigned id)
+{
+	struct vring_virtqueue *vq = enter(d);
+
+	if (id >= vq->packed.vring.num || !vq->packed.desc_state[id].data)
+		return 0;
+	return vq->packed.desc_state[id].num;
+}
+
+/* The last id of the id chain a list took (Linux takes one id per ring descriptor). */
+unsigned oracle_pdrv_last_id(struct oracle_drv *d, unsigned id)
+{
+	struct vring_virtqueue *vq = enter(d);
+
+	if (id >= vq->packed.vring.num)
+		return vq->packed.vring.num;
+	return vq->packed.desc_state[id].last;
+}
+
+unsigned oracle_pdrv_next_id(struct oracle_drv *d, unsigned id)
+{
+	struct vring_virtqueue *vq = enter(d);
+
+	if (id >= vq->packed.vring.num)
+		return vq->packed.vring.num;
+	return vq->packed.desc_extra[id].next;
+}
+
+unsigned oracle_pdrv_last_used(struct oracle_drv *d)
+{
+	return enter(d)->last_used_idx;
+}
+
+unsigned oracle_pdrv_next_avail(struct oracle_drv *d)
+{
+	struct vring_virtqueue *vq = enter(d);
+
+	return vq->packed.next_avail_idx |
+	       vq->packed.avail_wrap_counter << VRING_PACKED_EVENT_F_WRAP_CTR;
+}
+
+unsigned oracle_pdrv_event_flags(struct oracle_drv *d)
+{
+	return enter(d)->packed.event_flags_shadow;
+}
+
+int oracle_pdrv_more_used(struct oracle_drv *d)
+{
+	return more_used_packed(enter(d));
 }
