@@ -912,9 +912,9 @@ class ValidateAddedFeatures(UsageError):
 class NotOldestHeld(UsageError):
     """With VIRTIO_F_IN_ORDER negotiated, the device was asked to return a buffer while an
     older one it holds is still unused: buffers go back in the order they were made
-    available, so the request is refused before anything is written."""
+    available (§2.7.9), so the request is refused before anything is written."""
 
-    section = "2.7.9"
+    section = "6.2"
     spec_ids = ("FEAT-DEV-009",)
 
 
@@ -924,13 +924,13 @@ class BadUsedBatch(UsageError):
     rejected (that one goes back on its own element with length 0)."""
 
     section = "2.7.9"
-    spec_ids = ("FEAT-DEV-009",)
 
 
 class UsedOutOfOrder(DeviceError):
     """With VIRTIO_F_IN_ORDER negotiated, a used element names a buffer that was made
     available after some buffer the device has not returned: the batch it implies
-    (every outstanding buffer up to the named one) is longer than used.idx advanced."""
+    (every outstanding buffer up to the named one) is longer than used.idx advanced
+    (§2.7.9)."""
 
-    section = "2.7.9"
+    section = "6.2"
     spec_ids = ("FEAT-DEV-009",)

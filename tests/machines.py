@@ -445,6 +445,21 @@ class SplitQueueMachine(RuleBasedStateMachine):
             live = set(self.heads.values())
             assert all(self.driver.token_of(h) == t for t, h in self.heads.items())
             check_descriptor_partition(self.driver, self.mem, live)
+            if self.in_order:
+                check_ring_order_links(self.mem, self.layout, live)
+
+
+def check_ring_order_links(mem: GuestMemory, layout: SplitLayout, live: set[int]) -> None:
+    """In-order: each chained descriptor of a live chain links to its ring successor,
+    the table's last entry to 0 (§2.7.5, SPLIT-DRV-004)."""
+    for head in live:
+        index = head
+        for _ in range(layout.size):
+            desc = Descriptor.unpack(mem.read(layout.desc_addr(index), DESC_SIZE))
+            if not desc.flags & DescFlag.NEXT:
+                break
+            assert desc.next == (index + 1) % layout.size, f"descriptor {index} links out of order"
+            index = desc.next
 
 
 def check_descriptor_partition(driver: SplitDriver, mem: GuestMemory, live: set[int]) -> None:
@@ -470,3 +485,22 @@ def check_descriptor_partition(driver: SplitDriver, mem: GuestMemory, live: set[
                 break
             index = desc.next
     assert len(owner) == size, f"{size - len(owner)} descriptors are lost"
+
+
+class InOrderSplitMachine(SplitQueueMachine):
+    """`SplitQueueMachine` with VIRTIO_F_IN_ORDER always negotiated (§2.7.9)."""
+
+    @initialize(
+        size=st.sampled_from(SIZES),
+        event_idx=st.booleans(),
+        indirect=st.booleans(),
+        legacy=st.booleans(),
+        behind=st.integers(min_value=1, max_value=6),
+        in_order=st.just(True),
+    )
+    def setup(
+        self, size: int, event_idx: bool, indirect: bool, legacy: bool, behind: int,
+        in_order: bool,
+    ) -> None:
+        """As the parent's setup, in-order."""
+        super().setup(size, event_idx, indirect, legacy, behind, in_order)
