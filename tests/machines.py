@@ -91,7 +91,7 @@ class SplitQueueMachine(RuleBasedStateMachine):
     )
     def setup(
         self, size: int, event_idx: bool, indirect: bool, legacy: bool, behind: int,
-        in_order: bool,
+        in_order: bool = False,
     ) -> None:
         """Lay out a queue whose indices start `behind` steps short of the 16-bit wrap."""
         bits = [Feature.EVENT_IDX] * event_idx + [Feature.INDIRECT_DESC] * indirect
@@ -225,15 +225,18 @@ class SplitQueueMachine(RuleBasedStateMachine):
     def push_used(self, data: st.DataObject) -> None:
         """The device answers one buffer it holds (any of them; in-order, the oldest):
         filling it, or writing a prefix."""
-        if self.in_order:
-            token = min(self.held)
-        else:
-            token = data.draw(st.sampled_from(sorted(self.held)), label="token")
+        token = self._returnable(data)
         chain = self.held.pop(token)
         answer = self._answer(data, chain)
         note(f"push_used token={token} head={chain.head} len={len(answer)}")
         self.device.push_used(chain.head, len(answer))
         self.model.push_used(token, answer)
+
+    def _returnable(self, data: st.DataObject) -> int:
+        """A held buffer the device may return now: any, or in-order the oldest (§2.7.9)."""
+        if self.in_order:
+            return min(self.held)
+        return int(data.draw(st.sampled_from(sorted(self.held)), label="token"))
 
     def _answer(self, data: st.DataObject, chain: Chain, *, full: bool = False) -> bytes:
         """Draw and write the device's answer into `chain`: all of it, or any prefix."""
