@@ -9,13 +9,15 @@ takes back any held buffer, not only the oldest.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from hypothesis.stateful import run_state_machine_as_test
 from machines import InOrderSplitMachine, reference_device, reference_driver
 from test_broken_variants import HUNT
 
+from impl.chain import Segment
 from impl.ring_math import advance
 from impl.split_device import SplitDevice
 from impl.split_driver import SplitDriver, Token
@@ -55,13 +57,27 @@ class OnlyTheNamedBuffer(SplitDriver):
 
 
 class FreesAtTheFront(SplitDriver):
-    """Puts reclaimed descriptors at the head of the free list, ignoring IN_ORDER there."""
+    """Reclaims in order through its own FIFO of heads, but keeps the free list of a driver
+    without the feature (freed chains go to its front): chains stop being consecutive."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._next = [i + 1 for i in range(self.size)]
+        self._fifo: deque[int] = deque()
+
+    def add_sgs(self, out: Sequence[Segment], in_: Sequence[Segment], token: Token) -> int:
+        head = super().add_sgs(out, in_, token)
+        self._fifo.append(head)
+        return head
+
+    def _oldest(self) -> int:
+        return self._fifo[0]
+
+    def _batch_length(self, end: int) -> int:
+        return list(self._fifo).index(end) + 1
 
     def _detach(self, head: int, record: Any) -> None:
+        self._fifo.remove(head)
         self.in_order = False
         try:
             super()._detach(head, record)
