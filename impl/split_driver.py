@@ -257,6 +257,7 @@ class SplitDriver(DriverRing[_Outstanding], HoldsAccessors):
 
         Checks everything the device wrote: used.idx may not run past what is
         outstanding, the id must be an outstanding head, len at most its writable bytes.
+        With VIRTIO_F_IN_ORDER an element may close a batch (`_get_buf_in_order`).
         """
         if self.broken:
             self._check_live()
