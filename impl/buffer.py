@@ -6,7 +6,8 @@ Rules (§2.7.5.2, §2.8.6 and their driver requirements):
 - every segment inside guest memory,
 - and fewer than 2^32 bytes in total, so every length fits the 32-bit used length.
 A buffer that breaks one is the local caller's mistake (`BadBuffer`), refused before
-anything is written.
+anything is written. Each ring raises the subclass citing its own rules (the packed
+driver `PackedBadBuffer`, §2.8.17).
 """
 
 from __future__ import annotations
@@ -29,24 +30,26 @@ def check_buffer(
     out: Sequence[Segment],
     in_: Sequence[Segment],
     token: Hashable,
+    error: type[BadBuffer] = BadBuffer,
 ) -> int:
     """Refuse a buffer no driver may add; return its device-writable bytes.
 
-    `out` are the device-readable segments and `in_` the device-writable ones.
+    `out` are the device-readable segments and `in_` the device-writable ones. A refusal
+    raises `error`: the caller's ring's `BadBuffer` (the split ring's by default).
     """
     if token is None:
-        raise BadBuffer("a buffer needs a token other than None")
+        raise error("a buffer needs a token other than None")
     parts = len(out) + len(in_)
     if not parts:
-        raise BadBuffer("a buffer needs at least one segment")
+        raise error("a buffer needs at least one segment")
     if parts > size:
-        raise BadBuffer(f"{parts} segments exceed queue size {size}")
+        raise error(f"{parts} segments exceed queue size {size}")
     total = 0
     contains = mem.contains
     for addr, length in (*out, *in_):
         if not contains(addr, length):
-            raise BadBuffer(f"segment [{addr:#x}, +{length}) outside guest memory")
+            raise error(f"segment [{addr:#x}, +{length}) outside guest memory")
         total += length
     if total >= MAX_CHAIN_BYTES:
-        raise BadBuffer("a buffer must stay below 2^32 bytes")
+        raise error("a buffer must stay below 2^32 bytes")
     return sum(map(_length, in_))

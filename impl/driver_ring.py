@@ -49,7 +49,10 @@ class DriverRing(Generic[RecordT]):
     size: int
     indirect: bool
     num_free: int
+    outstanding: int
     broken: bool
+    _detach_from: int = 0
+    """Where the next `detach_unused_buf` starts looking (a slot of `_state`)."""
     _allocator: GuestAllocator | None
     _notify: Callable[[], None] | None
     _state: list[RecordT | None]
@@ -93,12 +96,21 @@ class DriverRing(Generic[RecordT]):
 
         For teardown (§3.3, INIT-DRV-008): the caller must have reset the device so
         the queue is not live. Returns None when nothing is outstanding.
+
+        The search resumes where the previous call stopped (wrapping), so emptying a
+        queue costs one pass over it rather than one pass per buffer.
         """
-        for head, record in enumerate(self._state):
+        if not self.outstanding:
+            return None
+        state, size, start = self._state, self.size, self._detach_from
+        for step in range(size):
+            head = (start + step) % size
+            record = state[head]
             if record is not None:
+                self._detach_from = head
                 self._detach(head, record)
                 return record.token
-        return None
+        raise AssertionError("outstanding buffers but no record")  # the count is kept exact
 
     def _detach(self, head: int, record: RecordT) -> None:
         """Forget outstanding buffer `head` and give its descriptors back."""

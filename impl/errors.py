@@ -230,7 +230,7 @@ class BadBuffer(UsageError):
     """A buffer the caller asked to add breaks a driver rule (empty, too long, too many parts)."""
 
     section = "2.7.5.2"
-    spec_ids = ("SPLIT-DRV-004", "SPLIT-DRV-007")
+    spec_ids: ClassVar[tuple[str, ...]] = ("SPLIT-DRV-004", "SPLIT-DRV-007")  # wider: subclass
 
 
 class NotInFlight(UsageError):
@@ -906,6 +906,17 @@ class ValidateAddedFeatures(UsageError):
 
     section = "2.2.1"
     spec_ids = ("FEAT-DRV-001",)
+
+
+# --- packed buffers ---
+class PackedBadBuffer(BadBuffer):
+    """A buffer the caller asked the packed driver to add is refused: more elements than
+    the queue size, as a direct list or an indirect table (the ids below), or no token,
+    no segments, a segment outside memory, or 2^32 bytes or more (no PACKED-* statement
+    names these; the le32 used length is why the last one holds here too)."""
+
+    section = "2.8.17"
+    spec_ids = ("PACKED-DRV-006", "PACKED-DRV-007", "PACKED-DRV-014")
 
 
 # --- in-order use of descriptors (§2.7.9) ---

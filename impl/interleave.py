@@ -30,6 +30,14 @@ Rules:
   order of writes per byte and the reductions hold. The explorer checks that at every
   write; a write that races a pending one is a failure of the execution (a write-write
   race: which value lands is up to the hardware), reported with its trace.
+- Optionally (`between`), states where every side is between operations are checked
+  too, not only finished ones: a side marks those points (`replay.ScriptedMemory.mark`)
+  with a snapshot of itself, and at a state where each side's access count is exactly
+  one of its marks, `between` gets the memory with every buffered write landed and the
+  snapshots. Landing every pending write is something the hardware may do at any
+  moment, so that memory is itself a reachable state with the sides where they are.
+  Marks are not accesses: the states explored are the same with or without the check.
+  A point skipped because a local access was merged across it is not checked.
 - A barrier can be removed for one side by label, or by label and the function that
   makes it (`dropped`), which is how the tests show each barrier necessary without
   editing the code under test.
@@ -98,6 +106,9 @@ class Finished:
 
 Check = Callable[[Finished], str | None]
 """Returns None when a finished execution is correct, else what went wrong."""
+BetweenCheck = Callable[[GuestMemory, tuple[object, ...]], str | None]
+"""Given the memory (buffered writes landed) and each side's snapshot at a state where
+every side is between operations: None when it is correct, else what went wrong."""
 
 
 @dataclass
@@ -108,6 +119,8 @@ class Report:
     states: int = 0
     executions: int = 0
     interleavings: int = 0
+    between: int = 0
+    """States checked with every side between operations (`Explorer(between=...)`)."""
     seconds: float = 0.0
     failure: str | None = None
     trace: list[str] = field(default_factory=list)
@@ -159,8 +172,10 @@ class Explorer:
         names: Namer = hex,
         limit: int = 10_000,
         handover: bool = False,
+        between: BetweenCheck | None = None,
     ) -> None:
         self.sides = tuple(sides)
+        self.between = between
         self.memory = memory
         self.model = model
         self.check = check
@@ -179,7 +194,13 @@ class Explorer:
         run = self._runs.get(key)
         if run is None:
             reads = self._histories[history]
-            run = run_side(self.sides[side].program, len(self.memory), reads, self.limit)
+            run = run_side(
+                self.sides[side].program,
+                len(self.memory),
+                reads,
+                self.limit,
+                marking=self.between is not None,
+            )
             self._runs[key] = run
         return run
 
@@ -356,6 +377,12 @@ class Explorer:
                     if stop_at_failure:
                         break
                 continue
+            failure = self._check_between(state, report)
+            if failure is not None and report.failure is None:
+                report.failure = failure
+                report.trace = self._trace(parent, state)
+                if stop_at_failure:
+                    break
             children = successors.setdefault(state, [])
             for event in events:
                 try:
@@ -379,12 +406,28 @@ class Explorer:
         report.seconds = time.perf_counter() - began
         return report
 
+    def _check_between(self, state: State, report: Report) -> str | None:
+        """The `between` check, if every side is exactly at one of its marks."""
+        if self.between is None:
+            return None
+        shared, positions = state
+        snapshots = []
+        for side, (history, count) in enumerate(positions):
+            at = [snap for made, snap in self._run(side, history).marks if made == count]
+            if not at:
+                return None
+            snapshots.append(at[-1])
+        report.between += 1
+        memory = GuestMemory(backing=bytearray(drain(self.model, shared).views[0]))
+        failure = self.between(memory, tuple(snapshots))
+        return None if failure is None else f"between operations: {failure}"
+
     def walk(self, choose: Callable[[int], int]) -> Report:
         """Follow one schedule: at each state `choose(n)` picks one of its n events.
 
         For scenarios too large to explore exhaustively (a Hypothesis test draws the
         choices, so a failure shrinks to a short schedule). The report counts one
-        execution and carries the trace if it failed.
+        execution and carries the trace if it failed. The `between` check is not made.
         """
         began = time.perf_counter()
         report = Report(self.model.name, executions=1, interleavings=1)

@@ -19,8 +19,8 @@ Spec: §2.8.6 (NEXT, id in the last descriptor), §2.8.7 (indirect tables), §2.
 
 from __future__ import annotations
 
-from collections.abc import Container
-from dataclasses import dataclass
+from collections.abc import Container, Iterable, Sequence
+from typing import NamedTuple
 
 from .chain import Chain, Segment
 from .errors import (
@@ -36,114 +36,120 @@ from .errors import (
     PackedIndirectNotNegotiated,
     PackedReadableAfterWritable,
 )
-from .memory import GuestMemory
-from .packed_layout import PackedDescriptor, PackedLayout
+from .memory import GuestMemory, Reader
+from .packed_layout import PACKED_DESC_STRUCT
 from .spec import DESC_SIZE, MAX_CHAIN_BYTES, PackedDescFlag
 from .wrap_math import advance, is_available, offset_of, wrap_of
 
 _NEXT = int(PackedDescFlag.NEXT)
 _WRITE = int(PackedDescFlag.WRITE)
 _INDIRECT = int(PackedDescFlag.INDIRECT)
+"""Plain-int flag bits: `int & IntFlag` goes through enum code, too slow per descriptor."""
+
+RawDescriptor = tuple[int, int, int, int]
+"""A `pvirtq_desc` as `PACKED_DESC_STRUCT` reads it: `(addr, len, id, flags)`."""
 
 
-@dataclass(frozen=True, slots=True)
-class RingList:
+class RingList(NamedTuple):
     """One available list as it stands in the ring: its Buffer ID and its descriptors."""
 
     id: int
-    descs: tuple[PackedDescriptor, ...]
+    descs: tuple[RawDescriptor, ...]
 
 
-def read_ring_descriptor(mem: GuestMemory, layout: PackedLayout, pos: int) -> PackedDescriptor:
-    """Read the ring descriptor at position `pos` (one 16-byte access)."""
-    offset = offset_of(pos, layout.size)
-    return PackedDescriptor.unpack(mem.read(layout.desc_addr(offset), DESC_SIZE))
+_new = tuple.__new__
+"""Builds a `RingList`, `Segment` or `Chain` from a tuple of its fields without the
+Python-level `__new__` a NamedTuple generates (one per list and per element)."""
 
 
 def read_list(
-    mem: GuestMemory, layout: PackedLayout, head: PackedDescriptor, pos: int,
+    read: Reader, addrs: Sequence[int], size: int, head: RawDescriptor, pos: int,
     held: Container[int],
 ) -> RingList:
     """Collect the list whose (already available) head `head` sits at position `pos`.
 
-    Each following descriptor must be available for its own lap (the counter flips
-    where the list passes the ring's end). Raises `RingCorruption` subclasses.
+    `read` reads one descriptor of the ring at an address of `addrs`, the descriptor
+    addresses by ring offset (a `GuestMemory.reader` over the ring). Each following
+    descriptor must be available for its own lap (the counter flips where the list
+    passes the ring's end). Raises `RingCorruption` subclasses.
     """
-    size = layout.size
     descs = [head]
-    while descs[-1].flags & _NEXT:
+    desc = head
+    while desc[3] & _NEXT:
         if len(descs) == size:
             raise ChainLongerThanRing(f"a list at position {pos} has no end within {size}")
         pos = advance(pos, 1, size)
-        desc = read_ring_descriptor(mem, layout, pos)
-        if not is_available(desc.flags, wrap_of(pos, size)):
+        offset = offset_of(pos, size)
+        desc = read(addrs[offset])
+        if not is_available(desc[3], wrap_of(pos, size)):
             raise DescriptorNotAvailable(
-                f"descriptor {offset_of(pos, size)} of a list is not available for its lap"
+                f"descriptor {offset} of a list is not available for its lap"
             )
         descs.append(desc)
-    ident = descs[-1].id
+    ident = desc[2]
     if ident >= size:
         raise BufferIdOutOfRange(f"buffer id {ident} >= queue size {size}")
     if ident in held:
         raise BufferIdInFlight(f"buffer id {ident} is already held by the device")
-    return RingList(ident, tuple(descs))
+    return _new(RingList, (ident, tuple(descs)))
 
 
-class _Segments:
-    """Readable and writable segments of one buffer, checked as they are added."""
-
-    __slots__ = ("limit", "readable", "total", "writable")
-
-    def __init__(self, limit: int) -> None:
-        self.readable: list[Segment] = []
-        self.writable: list[Segment] = []
-        self.total = 0
-        self.limit = limit
-
-    def add(self, mem: GuestMemory, addr: int, length: int, writable: bool) -> None:
-        if not mem.contains(addr, length):
-            raise BufferOutOfBounds(f"element [{addr:#x}, +{length}) outside guest memory")
-        if writable:
-            self.writable.append(Segment(addr, length))
-        elif self.writable:
-            raise PackedReadableAfterWritable("a device-readable element follows a writable one")
-        else:
-            self.readable.append(Segment(addr, length))
-        if len(self.readable) + len(self.writable) > self.limit:
-            raise ChainTooLong(f"a buffer holds more than {self.limit} elements")
-        self.total += length
-        if self.total >= MAX_CHAIN_BYTES:
-            raise ChainLengthOverflow("a buffer's length reaches 2^32 bytes")
-
-
-def _table_entries(mem: GuestMemory, desc: PackedDescriptor, size: int) -> int:
+def _table_entries(mem: GuestMemory, addr: int, length: int, size: int) -> int:
     """Check an indirect descriptor's table (§2.8.7) and return its entry count."""
-    if desc.len == 0 or desc.len % DESC_SIZE:
-        raise BadIndirectTable(f"indirect table length {desc.len} is not a positive multiple of 16")
-    entries = desc.len // DESC_SIZE
+    if length == 0 or length % DESC_SIZE:
+        raise BadIndirectTable(f"indirect table length {length} is not a positive multiple of 16")
+    entries = length // DESC_SIZE
     if entries > size:
         raise ChainTooLong(f"indirect table of {entries} entries exceeds queue size {size}")
-    if not mem.contains(desc.addr, desc.len):
-        raise BufferOutOfBounds(f"indirect table [{desc.addr:#x}, +{desc.len}) outside memory")
+    if not mem.contains(addr, length):
+        raise BufferOutOfBounds(f"indirect table [{addr:#x}, +{length}) outside memory")
     return entries
 
 
+def _table(mem: GuestMemory, addr: int, entries: int) -> Iterable[RawDescriptor]:
+    """The entries of a checked indirect table, each read only when its turn comes."""
+    read = mem.read_struct
+    for i in range(entries):
+        yield read(PACKED_DESC_STRUCT, addr + DESC_SIZE * i)
+
+
 def to_chain(mem: GuestMemory, ring_list: RingList, size: int, *, indirect_ok: bool) -> Chain:
-    """Turn a list into the buffer it describes, or raise the `ChainError` it breaks."""
-    segments = _Segments(size)
+    """Turn a list into the buffer it describes, or raise the `ChainError` it breaks.
+
+    Each element is checked as it comes: inside memory, readable before writable, at
+    most `size` elements, under 2^32 bytes in total (an indirect entry is read only
+    once the ones before it passed).
+    """
     descs = ring_list.descs
-    indirect = any(d.flags & _INDIRECT for d in descs)
-    if indirect and len(descs) > 1:
-        raise IndirectInList("an INDIRECT descriptor inside a NEXT-linked list")
+    indirect = False
+    for desc in descs:
+        if desc[3] & _INDIRECT:
+            indirect = True
+            break
+    elements: Iterable[RawDescriptor] = descs
     if indirect:
+        if len(descs) > 1:
+            raise IndirectInList("an INDIRECT descriptor inside a NEXT-linked list")
         if not indirect_ok:
             raise PackedIndirectNotNegotiated("INDIRECT without VIRTIO_F_INDIRECT_DESC")
-        table = descs[0]
-        for i in range(_table_entries(mem, table, size)):
-            raw = mem.read(table.addr + DESC_SIZE * i, DESC_SIZE)
-            entry = PackedDescriptor.unpack(raw)
-            segments.add(mem, entry.addr, entry.len, bool(entry.flags & _WRITE))
-    else:
-        for desc in descs:
-            segments.add(mem, desc.addr, desc.len, bool(desc.flags & _WRITE))
-    return Chain(ring_list.id, tuple(segments.readable), tuple(segments.writable), indirect)
+        addr, length, _, _ = descs[0]
+        elements = _table(mem, addr, _table_entries(mem, addr, length, size))
+    readable: list[Segment] = []
+    writable: list[Segment] = []
+    total = 0
+    contains = mem.contains
+    for taken, (addr, length, _, flags) in enumerate(elements, 1):
+        if not contains(addr, length):
+            raise BufferOutOfBounds(f"element [{addr:#x}, +{length}) outside guest memory")
+        if flags & _WRITE:
+            writable.append(_new(Segment, (addr, length)))
+        elif writable:
+            raise PackedReadableAfterWritable("a device-readable element follows a writable one")
+        else:
+            readable.append(_new(Segment, (addr, length)))
+        if taken > size:
+            raise ChainTooLong(f"a buffer holds more than {size} elements")
+        total += length
+        if total >= MAX_CHAIN_BYTES:
+            raise ChainLengthOverflow("a buffer's length reaches 2^32 bytes")
+    return _new(Chain, (ring_list.id, tuple(readable), tuple(writable), indirect))

@@ -26,9 +26,10 @@ from typing import NoReturn
 
 from .chain import Chain
 from .errors import ChainError, NotInFlight, PayloadTooLarge, QueueBroken, RingCorruption
-from .memory import Barrier, GuestMemory
-from .packed_chain import RingList, read_list, read_ring_descriptor, to_chain
-from .packed_layout import PackedLayout
+from .layout import LE16_STRUCT
+from .memory import Barrier, GuestMemory, HoldsAccessors, Reader, Writer
+from .packed_chain import RingList, read_list, to_chain
+from .packed_layout import LE32_STRUCT, PACKED_DESC_STRUCT, PackedLayout
 from .spec import Feature, PackedDescFlag, PackedEventFlag, has_feature
 from .wrap_math import (
     advance,
@@ -41,14 +42,28 @@ from .wrap_math import (
 )
 
 _WRITE = int(PackedDescFlag.WRITE)
+"""A plain-int flag bit: `int | IntFlag` goes through enum code, too slow per descriptor."""
+
+_WMB, _RMB, _MB = Barrier.WRITE, Barrier.READ, Barrier.FULL
+"""The barrier kinds as module names: an `Enum` member lookup costs a call on 3.11."""
+
+_new = tuple.__new__
+"""Builds a `RingList` without the Python-level `__new__` of a NamedTuple."""
 
 
-class PackedDevice:
+class PackedDevice(HoldsAccessors):
     """Device half of one packed virtqueue over `mem` at `layout`.
 
     `features` is the negotiated feature word. `initial_offset` must match the driver's
     (0 after a reset; other values model a queue restored at that offset, counter 1).
     """
+
+    _get_desc: Reader
+    _get_ring16: Reader
+    _put_ring16: Writer
+    _put_ring32: Writer
+    _get_driver16: Reader
+    _put_device16: Writer
 
     def __init__(
         self, mem: GuestMemory, layout: PackedLayout, features: int = 0, *,
@@ -58,10 +73,29 @@ class PackedDevice:
         self.mem = mem
         self.layout = layout
         self.size = layout.size
+        self._desc_at = layout.desc_addrs  # the hot addresses, by ring offset
+        self._len_at = layout.desc_len_addrs
+        self._id_at = layout.desc_id_addrs
+        self._flags_at = layout.desc_flags_addrs
+        self._bind_accessors()
         self.event_idx = has_feature(features, Feature.EVENT_IDX)
         self.indirect = has_feature(features, Feature.INDIRECT_DESC)
         self._initial = initial_offset % self.size
         self.reset()
+
+    def _accessors(self) -> dict[str, Reader | Writer]:
+        """The device reads and writes the ring, reads the Driver Event Suppression
+        structure and writes the Device one."""
+        mem, lay = self.mem, self.layout
+        ring = lay.desc_area
+        return {
+            "_get_desc": mem.reader(PACKED_DESC_STRUCT, *ring),
+            "_get_ring16": mem.reader(LE16_STRUCT, *ring),
+            "_put_ring16": mem.writer(LE16_STRUCT, *ring),
+            "_put_ring32": mem.writer(LE32_STRUCT, *ring),
+            "_get_driver16": mem.reader(LE16_STRUCT, *lay.driver_area),
+            "_put_device16": mem.writer(LE16_STRUCT, *lay.device_area),
+        }
 
     def reset(self) -> None:
         """Forget all queue state (VQ-DEV-002); ring memory is the driver's to re-initialize."""
@@ -78,18 +112,23 @@ class PackedDevice:
 
         Raises `RingCorruption` (queue now broken) or `ChainError` (the id is returned
         used with length 0, the queue stays usable). The returned chain's `head` is the
-        Buffer ID, the handle `push_used` takes.
+        Buffer ID, the handle `push_used` takes. The poll is `_head_available`'s, on the
+        offset the head is then read at.
         """
-        self._check_live()
-        if not self._head_available():
+        if self.broken:
+            self._check_live()
+        size, pos = self.size, self.next_avail
+        offset = offset_of(pos, size)
+        (flags,) = self._get_ring16(self._flags_at[offset])
+        if not is_available(flags, wrap_of(pos, size)):
             return None
-        self.mem.barrier(Barrier.READ, "A")  # observe A: the head's flags, then the list
-        head = read_ring_descriptor(self.mem, self.layout, self.next_avail)
+        self.mem.barrier(_RMB, "A")  # observe A: the head's flags, then the list
+        head = self._get_desc(self._desc_at[offset])
         try:
-            ring_list = read_list(self.mem, self.layout, head, self.next_avail, self.in_flight)
+            ring_list = read_list(self._get_desc, self._desc_at, size, head, pos, self.in_flight)
         except RingCorruption as error:
             self._fail(error)
-        self.next_avail = advance(self.next_avail, len(ring_list.descs), self.size)
+        self.next_avail = advance(pos, len(ring_list.descs), size)
         try:
             chain = to_chain(self.mem, ring_list, self.size, indirect_ok=self.indirect)
         except ChainError as error:
@@ -105,28 +144,31 @@ class PackedDevice:
 
         The caller must already have written those bytes (e.g. `Chain.write_payload`).
         """
-        self._check_live()
-        held = self.in_flight.get(head)
+        if self.broken:
+            self._check_live()
+        in_flight = self.in_flight
+        held = in_flight.get(head)
         if held is None:
             raise NotInFlight(f"buffer id {head} is not held by the device")
         chain, descs = held
         if not 0 <= written <= chain.writable_len:
             raise PayloadTooLarge(f"written {written} outside 0..{chain.writable_len}")
-        del self.in_flight[head]
-        self._write_used(RingList(head, ()), written, descs)
+        del in_flight[head]
+        self._write_used(_new(RingList, (head, ())), written, descs)
 
     def _write_used(self, ring_list: RingList, written: int, descs: int | None = None) -> None:
         """Write one used descriptor at next_used (flags last, publish C), then skip the list."""
-        offset = offset_of(self.next_used, self.size)
-        flags = used_bits(wrap_of(self.next_used, self.size))
+        size, pos, put16 = self.size, self.next_used, self._put_ring16
+        offset = offset_of(pos, size)
+        flags = used_bits(wrap_of(pos, size))
         if written:
             flags |= _WRITE
-        self.mem.write_u16(self.layout.desc_id(offset), ring_list.id)
-        self.mem.write_u32(self.layout.desc_len(offset), written)
-        self.mem.barrier(Barrier.WRITE, "C")  # publish C: id and len before the flags
-        self.mem.write_u16(self.layout.desc_flags(offset), flags)
+        put16(self._id_at[offset], ring_list.id)
+        self._put_ring32(self._len_at[offset], written)
+        self.mem.barrier(_WMB, "C")  # publish C: id and len before the flags
+        put16(self._flags_at[offset], flags)
         count = len(ring_list.descs) if descs is None else descs
-        self.next_used = advance(self.next_used, count, self.size)
+        self.next_used = advance(pos, count, size)
         self._unsignalled += count
 
     # --- used buffer notifications (§2.8.10) -----------------------------------------
@@ -138,11 +180,11 @@ class PackedDevice:
         last call; an offset beyond the ring, or a reserved value, interrupts
         (a spurious interrupt is harmless). Records the point it decided at.
         """
-        self.mem.barrier(Barrier.FULL, "D")  # observe D
+        self.mem.barrier(_MB, "D")  # observe D
         used, self._unsignalled = self._unsignalled, 0
         old, self._signalled_used = self._signalled_used, self.next_used
-        flags = self.mem.read_u16(self.layout.driver_flags)
-        off_wrap = self.mem.read_u16(self.layout.driver_off_wrap)
+        (flags,) = self._get_driver16(self.layout.driver_flags)
+        (off_wrap,) = self._get_driver16(self.layout.driver_off_wrap)
         return bool(notify_decision(
             flags, off_wrap, used, old, self.next_used, self.size, event_idx=self.event_idx
         ))
@@ -157,16 +199,16 @@ class PackedDevice:
         self._check_live()
         if self.event_idx:
             event = encode_event(self.next_avail, self.size)
-            self.mem.write_u16(self.layout.device_off_wrap, event)
-            self.mem.write_u16(self.layout.device_flags, PackedEventFlag.DESC)
+            self._put_device16(self.layout.device_off_wrap, event)
+            self._put_device16(self.layout.device_flags, PackedEventFlag.DESC)
         else:
-            self.mem.write_u16(self.layout.device_flags, PackedEventFlag.ENABLE)
-        self.mem.barrier(Barrier.FULL, "B")  # observe B
+            self._put_device16(self.layout.device_flags, PackedEventFlag.ENABLE)
+        self.mem.barrier(_MB, "B")  # observe B
         return self._head_available()
 
     def _head_available(self) -> bool:
         """Whether the descriptor at next_avail is available for its lap (its flags only)."""
-        flags = self.mem.read_u16(self.layout.desc_flags(offset_of(self.next_avail, self.size)))
+        (flags,) = self._get_ring16(self._flags_at[offset_of(self.next_avail, self.size)])
         return bool(is_available(flags, wrap_of(self.next_avail, self.size)))
 
     def disable_notification(self) -> None:
@@ -177,7 +219,7 @@ class PackedDevice:
         """
         self._check_live()
         if not self.event_idx:
-            self.mem.write_u16(self.layout.device_flags, PackedEventFlag.DISABLE)
+            self._put_device16(self.layout.device_flags, PackedEventFlag.DISABLE)
 
     # --- observation ------------------------------------------------------------------
     @property

@@ -10,9 +10,10 @@ Rules:
   descriptors at, the free Buffer IDs, and per id the token, the number of ring
   descriptors the list took (to skip them when its used descriptor comes back), the
   writable bytes, the segments and any indirect table.
-- A list is written tail first; the head's flags are written last, after a write
-  barrier (publish A, PACKED-DRV-011, PACKED-DRV-016), so the device never sees part of
-  a list. A descriptor is never changed after being made available (PACKED-DRV-003).
+- A list is written in ring order, the head without its flags (its body, then each
+  later descriptor whole); the head's flags are written last, after a write barrier
+  (publish A, PACKED-DRV-011, PACKED-DRV-016), so the device never sees part of a list.
+  A descriptor is never changed after being made available (PACKED-DRV-003).
 - Ordering labels match the device's (A-D, see packed_device).
 - Before the queue is live the whole ring is the driver's memory: construction zeroes
   it (§2.8.13) and, with VIRTIO_F_EVENT_IDX, names the starting position in both event
@@ -26,7 +27,7 @@ suppression), §2.8.16 and §2.8.17 (driver requirements).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .alloc import GuestAllocator
 from .buffer import check_buffer
@@ -34,18 +35,20 @@ from .chain import Segment
 from .driver_ring import DriverRing, Token
 from .errors import (
     NoSpace,
+    PackedBadBuffer,
     PackedUsedIdNotOutstanding,
     PackedUsedIdOutOfRange,
     PackedUsedLengthTooLong,
 )
-from .memory import Barrier, GuestMemory
+from .layout import LE16_STRUCT
+from .memory import Barrier, GuestMemory, HoldsAccessors, Reader, Writer
 from .packed_layout import (
+    DESC_BODY_STRUCT,
+    LE32_STRUCT,
+    PACKED_DESC_STRUCT,
     EventSuppress,
-    PackedDescriptor,
     PackedLayout,
     desc_ring_bytes,
-    pack_descriptor,
-    pack_descriptor_body,
 )
 from .spec import (
     DESC_SIZE,
@@ -68,30 +71,42 @@ from .wrap_math import (
 _NEXT = int(PackedDescFlag.NEXT)
 _WRITE = int(PackedDescFlag.WRITE)
 _INDIRECT = int(PackedDescFlag.INDIRECT)
+"""Plain-int flag bits: `int | IntFlag` goes through enum code, too slow per descriptor."""
 
 
-
-@dataclass(slots=True)
-class _Outstanding:
+class _Outstanding(NamedTuple):
     """What the driver remembers about a Buffer ID it handed to the device."""
 
     token: Token
     descs: int
     writable: tuple[Segment, ...]
+    writable_len: int
     table: int | None
 
-    @property
-    def writable_len(self) -> int:
-        return sum(seg.len for seg in self.writable)
+
+_new_record = tuple.__new__
+"""Builds an `_Outstanding` from a tuple of its fields: the generated `__new__` of a
+NamedTuple is a Python call, and this runs once per buffer."""
+
+_WMB, _RMB, _MB = Barrier.WRITE, Barrier.READ, Barrier.FULL
+"""The barrier kinds as module names: an `Enum` member lookup costs a call on 3.11."""
 
 
-class PackedDriver(DriverRing[_Outstanding]):
+class PackedDriver(DriverRing[_Outstanding], HoldsAccessors):
     """Driver half of one packed virtqueue over `mem` at `layout`.
 
     `features`, `allocator` and `notify` mean what they mean for `SplitDriver`.
     `initial_offset` starts both positions at that offset with wrap counters 1, as a
     restored queue would (the spec's reset value is offset 0).
     """
+
+    _put_desc: Writer
+    _put_body: Writer
+    _put_ring16: Writer
+    _get_ring16: Reader
+    _get_ring32: Reader
+    _put_driver16: Writer
+    _get_device16: Reader
 
     def __init__(
         self,
@@ -107,6 +122,11 @@ class PackedDriver(DriverRing[_Outstanding]):
         self.mem = mem
         self.layout = layout
         self.size = layout.size
+        self._desc_at = layout.desc_addrs  # the hot addresses, by ring offset
+        self._len_at = layout.desc_len_addrs
+        self._id_at = layout.desc_id_addrs
+        self._flags_at = layout.desc_flags_addrs
+        self._bind_accessors()
         self.event_idx = has_feature(features, Feature.EVENT_IDX)
         self.indirect = has_feature(features, Feature.INDIRECT_DESC) and allocator is not None
         self._allocator = allocator
@@ -123,6 +143,21 @@ class PackedDriver(DriverRing[_Outstanding]):
         self.no_interrupt = False
         self.broken = False
         self._zero_ring(start)
+
+    def _accessors(self) -> dict[str, Reader | Writer]:
+        """The driver writes and reads the ring, writes the Driver Event Suppression
+        structure and reads the Device one."""
+        mem, lay = self.mem, self.layout
+        ring = lay.desc_area
+        return {
+            "_put_desc": mem.writer(PACKED_DESC_STRUCT, *ring),
+            "_put_body": mem.writer(DESC_BODY_STRUCT, *ring),
+            "_put_ring16": mem.writer(LE16_STRUCT, *ring),
+            "_get_ring16": mem.reader(LE16_STRUCT, *ring),
+            "_get_ring32": mem.reader(LE32_STRUCT, *ring),
+            "_put_driver16": mem.writer(LE16_STRUCT, *lay.driver_area),
+            "_get_device16": mem.reader(LE16_STRUCT, *lay.device_area),
+        }
 
     def _zero_ring(self, start: int) -> None:
         """Zero the ring and both event structures; in event-index mode name `start`."""
@@ -142,57 +177,69 @@ class PackedDriver(DriverRing[_Outstanding]):
         """Expose a buffer: device-readable `out` then device-writable `in_` segments.
 
         Returns its Buffer ID. Raises `NoSpace` when the free ring descriptors do not
-        suffice (nothing is written then) and `BadBuffer` for a buffer no driver may add.
+        suffice (nothing is written then) and `PackedBadBuffer` for a buffer no driver
+        may add.
         """
-        self._check_live()
-        check_buffer(self.mem, self.size, out, in_, token)
-        segments = [(seg, 0) for seg in out] + [(seg, _WRITE) for seg in in_]
-        table = self._indirect_table(len(segments))
-        needed = 1 if table is not None else len(segments)
+        if self.broken:
+            self._check_live()
+        writable = check_buffer(self.mem, self.size, out, in_, token, PackedBadBuffer)
+        parts = len(out) + len(in_)
+        table = self._indirect_table(parts) if self.indirect else None
+        needed = 1 if table is not None else parts
         if self.num_free < needed:
             if table is not None and self._allocator is not None:
                 self._allocator.free(table)
             raise NoSpace(f"{needed} descriptors needed, {self.num_free} free")
         ident = self._free_ids.pop()
+        elements: list[tuple[int, int, int]]
         if table is not None:
-            self._write_table(table, segments)
-            elements = [(table, DESC_SIZE * len(segments), _INDIRECT)]
+            self._write_table(table, out, in_)
+            elements = [(table, DESC_SIZE * parts, _INDIRECT)]
         else:
-            elements = [(seg.addr, seg.len, flags) for seg, flags in segments]
+            elements = []
+            append = elements.append
+            for addr, length in out:
+                append((addr, length, 0))
+            for addr, length in in_:
+                append((addr, length, _WRITE))
         self._expose(ident, elements)
-        self._state[ident] = _Outstanding(token, needed, tuple(in_), table)
+        self._state[ident] = _new_record(_Outstanding, (token, needed, tuple(in_), writable, table))
         self.outstanding += 1
         return ident
 
-    def _write_table(self, table: int, segments: list[tuple[Segment, int]]) -> None:
+    def _write_table(self, table: int, out: Sequence[Segment], in_: Sequence[Segment]) -> None:
         """Fill an indirect table: entries in order, WRITE the only flag (PACKED-DRV-013)."""
-        for i, (seg, flags) in enumerate(segments):
-            entry = PackedDescriptor(addr=seg.addr, len=seg.len, flags=flags)
-            self.mem.write(table + DESC_SIZE * i, entry.pack())
+        write, i = self.mem.write_struct, 0
+        for flags, segments in ((0, out), (_WRITE, in_)):
+            for addr, length in segments:
+                write(PACKED_DESC_STRUCT, table + DESC_SIZE * i, addr, length, 0, flags)
+                i += 1
 
     def _expose(self, ident: int, elements: list[tuple[int, int, int]]) -> None:
         """Write a list of (addr, len, flags) elements at next_avail, the head's flags
         last (§2.8.21.1), then move on."""
-        lay, size, mem = self.layout, self.size, self.mem
-        last = len(elements) - 1
-        pos = self.next_avail
-        head_flags = 0
-        for i, (addr, length, element_flags) in enumerate(elements):
-            flags = element_flags | avail_bits(wrap_of(pos, size))
-            if i < last:
-                flags |= _NEXT
-            at = lay.desc_addr(offset_of(pos, size))
-            if i == 0:
-                head_flags = flags
-                mem.write(at, pack_descriptor_body(addr, length, ident))
-            else:
-                mem.write(at, pack_descriptor(addr, length, ident, flags))
-            pos = advance(pos, 1, size)
-        self.mem.barrier(Barrier.WRITE, "A")  # publish A (PACKED-DRV-016)
-        self.mem.write_u16(lay.desc_flags(offset_of(self.next_avail, size)), head_flags)
+        size, pos, at = self.size, self.next_avail, self._desc_at
+        head_at, count = offset_of(pos, size), len(elements)
+        addr, length, head_flags = elements[0]
+        head_flags |= avail_bits(wrap_of(pos, size))
+        if count > 1:
+            head_flags |= _NEXT
+        self._put_body(at[head_at], addr, length, ident)  # the head's flags wait for A
+        pos = advance(pos, 1, size)
+        if count > 1:
+            put_desc, last = self._put_desc, count - 1
+            for i in range(1, count):
+                addr, length, flags = elements[i]
+                flags |= avail_bits(wrap_of(pos, size))
+                if i < last:
+                    flags |= _NEXT
+                put_desc(at[offset_of(pos, size)], addr, length, ident, flags)
+                pos = advance(pos, 1, size)
+        self.mem.barrier(_WMB, "A")  # publish A (PACKED-DRV-016)
+        self._put_ring16(self._flags_at[head_at], head_flags)
         self.next_avail = pos
-        self.num_free -= len(elements)
-        self._num_added += len(elements)
+        self.num_free -= count
+        self._num_added += count
 
     # --- notifying the device (§2.8.21.2) ---------------------------------------------
     def kick_prepare(self) -> bool:
@@ -204,10 +251,10 @@ class PackedDriver(DriverRing[_Outstanding]):
         value, notifies (PACKED-DRV-005 allows extra notifications). Records the point.
         """
         self._check_live()
-        self.mem.barrier(Barrier.FULL, "B")  # publish B
+        self.mem.barrier(_MB, "B")  # publish B
         added, self._num_added = self._num_added, 0
-        flags = self.mem.read_u16(self.layout.device_flags)
-        off_wrap = self.mem.read_u16(self.layout.device_off_wrap)
+        (flags,) = self._get_device16(self.layout.device_flags)
+        (off_wrap,) = self._get_device16(self.layout.device_off_wrap)
         old, self._kicked_at = self._kicked_at, self.next_avail
         return bool(notify_decision(
             flags, off_wrap, added, old, self.next_avail, self.size, event_idx=self.event_idx
@@ -218,26 +265,32 @@ class PackedDriver(DriverRing[_Outstanding]):
         """Whether the descriptor at `pos` is marked used for its lap (something is owed)."""
         if not self.outstanding:
             return False  # a zeroed slot looks used under counter 0: only owed slots count
-        flags = self.mem.read_u16(self.layout.desc_flags(offset_of(pos, self.size)))
+        (flags,) = self._get_ring16(self._flags_at[offset_of(pos, self.size)])
         return bool(is_used(flags, wrap_of(pos, self.size)))
 
     def get_buf(self) -> tuple[Token, int] | None:
         """Return (token, written length) of the next used buffer, or None.
 
         Checks what the device wrote: the id must be one handed out, the length at most
-        its writable bytes (len counts only with VIRTQ_DESC_F_WRITE set, §2.8.4).
+        its writable bytes (len counts only with VIRTQ_DESC_F_WRITE set, §2.8.4). The
+        poll is `_used_at`'s, on the offset the reads below use.
         """
-        self._check_live()
-        if not self._used_at(self.last_used_idx):
+        if self.broken:
+            self._check_live()
+        if not self.outstanding:
+            return None  # as `_used_at`: a zeroed slot looks used under counter 0
+        size, last, get16 = self.size, self.last_used_idx, self._get_ring16
+        offset = offset_of(last, size)
+        (flags,) = get16(self._flags_at[offset])
+        if not is_used(flags, wrap_of(last, size)):
             return None
-        self.mem.barrier(Barrier.READ, "C")  # observe C: flags, then id and len
-        offset = offset_of(self.last_used_idx, self.size)
-        ident = self.mem.read_u16(self.layout.desc_id(offset))
-        flags = self.mem.read_u16(self.layout.desc_flags(offset))
-        written = self.mem.read_u32(self.layout.desc_len(offset))
+        self.mem.barrier(_RMB, "C")  # observe C: flags, then id and len
+        (ident,) = get16(self._id_at[offset])
+        (flags,) = get16(self._flags_at[offset])
+        (written,) = self._get_ring32(self._len_at[offset])
         written = written if flags & _WRITE else 0
-        if ident >= self.size:
-            self._fail(PackedUsedIdOutOfRange(f"used id {ident} >= queue size {self.size}"))
+        if ident >= size:
+            self._fail(PackedUsedIdOutOfRange(f"used id {ident} >= queue size {size}"))
         record = self._state[ident]
         if record is None:
             self._fail(PackedUsedIdNotOutstanding(f"used id {ident} is not outstanding"))
@@ -246,17 +299,15 @@ class PackedDriver(DriverRing[_Outstanding]):
                 f"used len {written} > {record.writable_len} writable bytes"
             ))
         self._detach(ident, record)
-        self.last_used_idx = advance(self.last_used_idx, record.descs, self.size)
+        self.last_used_idx = last = advance(last, record.descs, size)
         if self.event_idx and not self.no_interrupt:
-            self.mem.write_u16(
-                self.layout.driver_off_wrap, encode_event(self.last_used_idx, self.size)
-            )
-            self.mem.barrier(Barrier.FULL, "D")  # publish D
+            self._put_driver16(self.layout.driver_off_wrap, encode_event(last, size))
+            self.mem.barrier(_MB, "D")  # publish D
         return record.token, written
 
     def more_used(self) -> bool:
         """Whether the device has used buffers not yet reclaimed (Linux virtqueue_poll)."""
-        self.mem.barrier(Barrier.FULL, "D")  # publish D
+        self.mem.barrier(_MB, "D")  # publish D
         return self._used_at(self.last_used_idx)
 
     def _detach(self, ident: int, record: _Outstanding) -> None:
@@ -278,7 +329,7 @@ class PackedDriver(DriverRing[_Outstanding]):
         if not self.no_interrupt:
             self.no_interrupt = True
             if not self.event_idx:
-                self.mem.write_u16(self.layout.driver_flags, PackedEventFlag.DISABLE)
+                self._put_driver16(self.layout.driver_flags, PackedEventFlag.DISABLE)
 
     def enable_cb(self) -> bool:
         """Ask to be interrupted for the next used buffer; False if some are already there."""
@@ -299,10 +350,10 @@ class PackedDriver(DriverRing[_Outstanding]):
         if self.no_interrupt:
             self.no_interrupt = False
             if not self.event_idx:
-                self.mem.write_u16(self.layout.driver_flags, PackedEventFlag.ENABLE)
+                self._put_driver16(self.layout.driver_flags, PackedEventFlag.ENABLE)
         if self.event_idx:
-            self.mem.write_u16(self.layout.driver_off_wrap, encode_event(event, self.size))
-        self.mem.barrier(Barrier.FULL, "D")  # publish D
+            self._put_driver16(self.layout.driver_off_wrap, encode_event(event, self.size))
+        self.mem.barrier(_MB, "D")  # publish D
 
     def _used_beyond(self, count: int) -> bool:
         """Whether the used descriptors from last_used cover more than `count` descriptors.
@@ -315,7 +366,7 @@ class PackedDriver(DriverRing[_Outstanding]):
         for _ in range(self.outstanding):
             if not self._used_at(pos):
                 break
-            ident = self.mem.read_u16(self.layout.desc_id(offset_of(pos, self.size)))
+            (ident,) = self._get_ring16(self._id_at[offset_of(pos, self.size)])
             record = self._state[ident] if ident < self.size else None
             if record is None:
                 break

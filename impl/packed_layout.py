@@ -52,7 +52,7 @@ class PackedDescriptor:
     flags: int = 0
 
     SIZE: ClassVar[int] = DESC_SIZE
-    _STRUCT: ClassVar[struct.Struct] = struct.Struct("<QIHH")
+    _STRUCT: ClassVar[struct.Struct] = struct.Struct("<QIHH")  # PACKED_DESC_STRUCT
 
     def pack(self) -> bytes:
         """The 16 little-endian bytes of this descriptor."""
@@ -86,18 +86,26 @@ class EventSuppress:
         return cls(off_wrap=off_wrap, flags=flags)
 
 
-_DESC_STRUCT = struct.Struct("<QIHH")
-_BODY_STRUCT = struct.Struct("<QIH")
+PACKED_DESC_STRUCT = struct.Struct("<QIHH")
+"""The format of a `pvirtq_desc`, for `GuestMemory.read_struct`/`write_struct` and the
+ring's accessors: `(addr, len, id, flags)`."""
+
+DESC_BODY_STRUCT = struct.Struct("<QIH")
+"""The first 14 bytes of a `pvirtq_desc`, all but `flags` (the word that exposes it):
+`(addr, len, id)`."""
+
+LE32_STRUCT = struct.Struct("<I")
+"""One le32 field (a descriptor's `len`), for the ring's accessors: `(value,)`."""
 
 
 def pack_descriptor(addr: int, length: int, ident: int, flags: int) -> bytes:
-    """The 16 bytes of a `pvirtq_desc`, without building a `PackedDescriptor` (hot path)."""
-    return _DESC_STRUCT.pack(addr, length, ident, flags)
+    """The 16 bytes of a `pvirtq_desc`, without building a `PackedDescriptor`."""
+    return PACKED_DESC_STRUCT.pack(addr, length, ident, flags)
 
 
 def pack_descriptor_body(addr: int, length: int, ident: int) -> bytes:
     """The first 14 bytes of a `pvirtq_desc` (all but `flags`, which exposes it)."""
-    return _BODY_STRUCT.pack(addr, length, ident)
+    return DESC_BODY_STRUCT.pack(addr, length, ident)
 
 
 def is_valid_packed_size(size: int) -> bool:
@@ -175,6 +183,43 @@ class PackedLayout:
         """Address of the `flags` field of ring descriptor `offset`."""
         return self.desc_addr(offset) + DESC_FLAGS_OFFSET
 
+    # --- the hot addresses, as ranges indexed by offset (nothing is built) -------------
+    @property
+    def desc_addrs(self) -> range:
+        """`desc_addr(offset)` for every offset."""
+        return range(self.desc, self.desc + desc_ring_bytes(self.size), DESC_SIZE)
+
+    @property
+    def desc_len_addrs(self) -> range:
+        """`desc_len(offset)` for every offset."""
+        return _shifted(self.desc_addrs, DESC_LEN_OFFSET)
+
+    @property
+    def desc_id_addrs(self) -> range:
+        """`desc_id(offset)` for every offset."""
+        return _shifted(self.desc_addrs, DESC_ID_OFFSET)
+
+    @property
+    def desc_flags_addrs(self) -> range:
+        """`desc_flags(offset)` for every offset."""
+        return _shifted(self.desc_addrs, DESC_FLAGS_OFFSET)
+
+    # --- the three areas, for `GuestMemory.reader`/`writer` ---------------------------
+    @property
+    def desc_area(self) -> tuple[int, int]:
+        """`[start, end)` of the Descriptor Ring."""
+        return self.desc, self.desc + desc_ring_bytes(self.size)
+
+    @property
+    def driver_area(self) -> tuple[int, int]:
+        """`[start, end)` of the Driver Event Suppression structure."""
+        return self.driver, self.driver + EVENT_SUPPRESS_SIZE
+
+    @property
+    def device_area(self) -> tuple[int, int]:
+        """`[start, end)` of the Device Event Suppression structure."""
+        return self.device, self.device + EVENT_SUPPRESS_SIZE
+
     @property
     def driver_off_wrap(self) -> int:
         """Driver Event Suppression `desc` word (the driver's used-event position)."""
@@ -194,3 +239,8 @@ class PackedLayout:
     def device_flags(self) -> int:
         """Device Event Suppression `flags` word."""
         return self.device + EVENT_FLAGS_OFFSET
+
+
+def _shifted(addrs: range, by: int) -> range:
+    """`addrs` with every address moved `by` bytes on."""
+    return range(addrs.start + by, addrs.stop + by, addrs.step)

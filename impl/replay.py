@@ -14,6 +14,11 @@ Rules:
   copy of the code under test. The cost is one run per distinct read history.
 - Nothing here knows about rings; `Access.where` names the function that made the
   access so a trace reads like the code.
+- A side may mark the points between its operations (`ScriptedMemory.mark`): when the
+  run is made with `marking`, each mark stores how many accesses the side had made
+  and a snapshot the side takes of itself, so the explorer can check states where
+  every side is between operations (`Explorer(between=...)`). A mark is not an
+  access: it changes neither the accesses nor the states explored.
 
 Spec: §2.7.13.3, §2.7.13.4, §2.7.7.2, §2.7.10.2 (the ordering rules these runs check).
 """
@@ -62,15 +67,25 @@ class ScriptedMemory(GuestMemory):
     `GuestMemory` checks them, so a side sees the same `MemoryFault`s.
     """
 
-    __slots__ = ("_reads", "_used", "accesses", "limit")
+    __slots__ = ("_reads", "_used", "accesses", "limit", "marking", "marks")
 
-    def __init__(self, size: int, reads: Sequence[bytes], limit: int) -> None:
+    def __init__(
+        self, size: int, reads: Sequence[bytes], limit: int, *, marking: bool = False
+    ) -> None:
         super().__init__(backing=bytearray(0))
         self.size = size
         self._reads = reads
         self._used = 0
         self.accesses: list[Access] = []
         self.limit = limit
+        self.marking = marking
+        self.marks: list[tuple[int, object]] = []
+
+    def mark(self, snapshot: Callable[[], object]) -> None:
+        """The side is between two operations: with `marking`, record how many accesses
+        it has made and `snapshot()` (what it is now); without, do nothing."""
+        if self.marking:
+            self.marks.append((len(self.accesses), snapshot()))
 
     def _record(self, access: Access) -> None:
         if len(self.accesses) >= self.limit:
@@ -159,21 +174,31 @@ class SideRun:
     pending: bool
     result: object = None
     error: BaseException | None = None
+    marks: tuple[tuple[int, object], ...] = ()
+    """(accesses made, snapshot) at each point the side marked between operations."""
 
 
 SideProgram = Callable[[GuestMemory], object]
 """One side's code: given its memory, build its state and run its operation."""
 
 
-def run_side(program: SideProgram, size: int, reads: Sequence[bytes], limit: int) -> SideRun:
-    """Run `program` from the start, answering its reads from `reads` (see module rules)."""
-    mem = ScriptedMemory(size, reads, limit)
+def run_side(
+    program: SideProgram,
+    size: int,
+    reads: Sequence[bytes],
+    limit: int,
+    *,
+    marking: bool = False,
+) -> SideRun:
+    """Run `program` from the start, answering its reads from `reads` (see module rules);
+    with `marking`, keep the marks it makes between operations."""
+    mem = ScriptedMemory(size, reads, limit, marking=marking)
     try:
         result = program(mem)
     except _Paused:
-        return SideRun(tuple(mem.accesses), pending=True)
+        return SideRun(tuple(mem.accesses), pending=True, marks=tuple(mem.marks))
     except StepLimitExceeded:
         raise
     except Exception as error:  # the side's own failure is an outcome to check
-        return SideRun(tuple(mem.accesses), pending=False, error=error)
-    return SideRun(tuple(mem.accesses), pending=False, result=result)
+        return SideRun(tuple(mem.accesses), pending=False, error=error, marks=tuple(mem.marks))
+    return SideRun(tuple(mem.accesses), pending=False, result=result, marks=tuple(mem.marks))

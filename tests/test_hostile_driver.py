@@ -251,3 +251,40 @@ def test_a_lying_device_meets_only_device_errors(
     rest = [str(token) for token in iter(pair.driver.detach_unused_buf, None)]
     assert sorted(rest + returned) == sorted(added)
     assert pair.driver.num_free == SIZE
+
+
+TEARDOWN_SIZE = 64
+
+
+def test_teardown_hands_back_every_token_once_in_one_pass() -> None:
+    """detach_unused_buf returns each outstanding token exactly once, then None, and the
+    search resumes where it stopped: emptying the queue reads each slot a bounded number
+    of times, not once per buffer (§3.3, INIT-DRV-008)."""
+    layout = SplitLayout.modern(TEARDOWN_SIZE)
+    mem = GuestMemory(layout.end + TEARDOWN_SIZE * 16)
+    driver = SplitDriver(mem, layout)
+    tokens = {f"t{i}" for i in range(TEARDOWN_SIZE)}
+    for i, token in enumerate(sorted(tokens)):
+        driver.add_outbuf([Segment(layout.end + 16 * i, 16)], token)
+    reads = _CountingList(driver._state)
+    driver._state = reads
+    got = [driver.detach_unused_buf() for _ in range(TEARDOWN_SIZE)]
+    assert set(got) == tokens and len(got) == TEARDOWN_SIZE
+    assert driver.detach_unused_buf() is None
+    assert reads.count <= 2 * TEARDOWN_SIZE
+    assert driver.num_free == TEARDOWN_SIZE and driver.outstanding == 0
+
+
+class _CountingList(list):  # type: ignore[type-arg]
+    """A list that counts item reads, by index or by iteration."""
+
+    count = 0
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def]
+        self.count += 1
+        return super().__getitem__(index)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        for item in super().__iter__():
+            self.count += 1
+            yield item

@@ -12,7 +12,7 @@ import pytest
 
 from impl.alloc import GuestAllocator
 from impl.chain import Segment
-from impl.errors import BadBuffer, InvalidPackedLayout, NoSpace
+from impl.errors import BadBuffer, InvalidPackedLayout, NoSpace, PackedBadBuffer
 from impl.memory import GuestMemory
 from impl.packed_device import PackedDevice
 from impl.packed_driver import PackedDriver
@@ -72,13 +72,42 @@ def test_the_driver_refuses_a_misaligned_ring_part_before_writing(part: str) -> 
 def test_no_list_or_table_longer_than_the_device_allows(features: int) -> None:
     driver, device, mem = pair(features)
     before = mem.read(0, MEMORY)
-    with pytest.raises(BadBuffer):
+    with pytest.raises(PackedBadBuffer):
         driver.add_sgs(segments(SIZE - 2), segments(3), "too long")
     assert mem.read(0, MEMORY) == before and driver.num_free == SIZE
     driver.add_sgs(segments(SIZE - 2), segments(2), "longest")  # exactly the device's limit
     chain = device.pop()
     assert chain is not None and len(chain.readable) + len(chain.writable) == SIZE
     assert chain.indirect == bool(features)
+
+
+REFUSED = {
+    "longer than the queue": (segments(SIZE), segments(1), "t"),
+    "no segments": ((), (), "t"),
+    "no token": (segments(1), (), None),
+    "outside memory": ([Segment(MEMORY - 4, 8)], (), "t"),
+    "2^32 bytes": ([Segment(DATA, 8)] * 2, [Segment(DATA, (1 << 32) - 8)], "t"),
+}
+"""One buffer per reason `check_buffer` refuses one (the last is in memory only by
+length: it is refused before any byte of it is looked at)."""
+
+
+@pytest.mark.spec("PACKED-DRV-006", "PACKED-DRV-007", "PACKED-DRV-014")
+@pytest.mark.parametrize("features", [0, INDIRECT], ids=["direct", "indirect"])
+@pytest.mark.parametrize("reason", sorted(REFUSED))
+def test_a_refused_buffer_cites_the_packed_rules_not_the_split_ones(
+    reason: str, features: int
+) -> None:
+    """The packed driver's refusal is a `PackedBadBuffer` (still a `BadBuffer`), whose
+    ids are the packed list-length rules, and nothing is written."""
+    driver, _, mem = pair(features)
+    before = mem.read(0, MEMORY)
+    out, in_, token = REFUSED[reason]
+    with pytest.raises(PackedBadBuffer) as caught:
+        driver.add_sgs(out, in_, token)
+    assert isinstance(caught.value, BadBuffer)
+    assert caught.value.spec_ids == ("PACKED-DRV-006", "PACKED-DRV-007", "PACKED-DRV-014")
+    assert mem.read(0, MEMORY) == before and driver.num_free == SIZE
 
 
 @pytest.mark.spec("PACKED-DRV-009")

@@ -1,11 +1,16 @@
 """Where an ordering scenario's ring and buffers live.
 
-`Geometry(size, buffers, start, segments, ring)`: a ring of type `ring` (split §2.7 or
-packed §2.8, `support.ring_types`) with `size` entries from address 0, then the data
-of buffer 0 (the first round's) and of buffers 1..`buffers` after it, positions
-starting at `start`. Buffers 1..`buffers` are `segments` descriptors each (their data
-split evenly); buffer 0 is one descriptor, so with multi-descriptor buffers the race
-starts at an odd offset and a packed list crosses the end of the ring.
+`Geometry(size, buffers, start, segments, ring, indirect)`: a ring of type `ring`
+(split §2.7 or packed §2.8, `support.ring_types`) with `size` entries from address 0,
+then the data of buffer 0 (the first round's) and of buffers 1..`buffers` after it,
+positions starting at `start`. Buffers 1..`buffers` are `segments` descriptors each
+(their data split evenly); buffer 0 is one descriptor, so with multi-descriptor
+buffers the race starts at an odd offset and a packed list crosses the end of the ring.
+
+With `indirect`, VIRTIO_F_INDIRECT_DESC is negotiated and the driver gets an allocator
+over a window after the data (`tables`): a buffer of two segments or more then goes
+out as one ring descriptor pointing at an indirect table the driver fills (split
+§2.7.5.3, packed §2.8.7), so it takes one ring position.
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ from dataclasses import dataclass
 
 from support.ring_types import PACKED, SPLIT, Layout, RingType
 
+from impl.alloc import GuestAllocator
 from impl.chain import Segment
 from impl.layout import align_up
-from impl.spec import Feature, feature_mask
+from impl.spec import DESC_SIZE, Feature, feature_mask
 
 SIZE = 2
 LENGTH = 4
@@ -34,6 +40,7 @@ class Geometry:
     start: int = 0
     segments: int = 1
     ring: RingType = SPLIT
+    indirect: bool = False
 
     @property
     def layout(self) -> Layout:
@@ -43,22 +50,48 @@ class Geometry:
     @property
     def is_standard(self) -> bool:
         """Whether this is the standard shape (size 2, two one-descriptor buffers, from 0)."""
-        return (self.size, self.buffers, self.start, self.segments) == (SIZE, 2, 0, 1)
+        shape = (self.size, self.buffers, self.start, self.segments, self.indirect)
+        return shape == (SIZE, 2, 0, 1, False)
 
     @property
     def shape(self) -> str:
         """The shape in words, for a scenario's name."""
-        lists = f", {self.segments} descriptors each" if self.segments > 1 else ""
-        return f"size {self.size}, {self.buffers} buffers{lists}, from {self.start}"
+        unit = "segments" if self.indirect else "descriptors"
+        lists = f", {self.segments} {unit} each" if self.segments > 1 else ""
+        tables = ", indirect" if self.indirect else ""
+        return f"size {self.size}, {self.buffers} buffers{lists}{tables}, from {self.start}"
 
     def data(self, i: int) -> int:
         """Where buffer `i`'s data lives (buffer 0 is the first round's)."""
         return align_up(self.layout.end, 8) + 8 * i
 
     @property
+    def tables(self) -> tuple[int, int]:
+        """The allocator's window for indirect tables: room for one per buffer (empty
+        without `indirect`)."""
+        start = self.data(self.buffers + 1)
+        room = DESC_SIZE * self.segments * (self.buffers + 1) if self.indirect else 0
+        return start, start + room
+
+    @property
     def memory_size(self) -> int:
         """The guest memory the scenario needs."""
-        return self.data(self.buffers + 1)
+        return self.tables[1]
+
+    def features(self, event_idx: bool) -> int:
+        """The negotiated features: EVENT_IDX in that mode, INDIRECT_DESC with `indirect`."""
+        indirect = feature_mask(Feature.INDIRECT_DESC) if self.indirect else 0
+        return features_for(event_idx) | indirect
+
+    def allocator(self) -> GuestAllocator | None:
+        """The driver's allocator over `tables` (None without `indirect`)."""
+        return GuestAllocator(*self.tables) if self.indirect else None
+
+    def descriptors(self, i: int) -> int:
+        """How many ring descriptors buffer `i` takes: one for an indirect table (the
+        driver uses one for two segments or more), else one per segment."""
+        parts = len(self.parts(i))
+        return 1 if self.indirect and parts > 1 else parts
 
     def parts(self, i: int) -> list[Segment]:
         """Buffer `i`'s segments: its data split into `segments` pieces (1 for buffer 0)."""
@@ -72,7 +105,7 @@ class Geometry:
 
     def slots(self, i: int) -> int:
         """How many ring positions buffer `i` takes (`RingType.slots`)."""
-        return self.ring.slots(len(self.parts(i)))
+        return self.ring.slots(self.descriptors(i))
 
     def token(self, i: int) -> str:
         """Buffer `i`'s token."""
@@ -93,6 +126,10 @@ PACKED_STANDARD = Geometry(ring=PACKED)
 """The same on the packed ring: the race crosses the wrap (the second buffer at offset 0)."""
 PACKED_LISTS = Geometry(size=4, segments=2, ring=PACKED)
 """Two lists of two descriptors in a packed ring of 4, the second crossing the ring's end."""
+INDIRECT = Geometry(segments=2, indirect=True)
+"""The standard split shape with each raced buffer two segments behind an indirect table."""
+PACKED_INDIRECT = Geometry(segments=2, indirect=True, ring=PACKED)
+"""The same on the packed ring: one ring descriptor per buffer, the race crossing the wrap."""
 
 
 def features_for(event_idx: bool) -> int:

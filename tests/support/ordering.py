@@ -34,6 +34,11 @@ notification decisions made after publishing that work said to notify: a
 notification is latched until the consumer looks again, as an eventfd or a pending
 interrupt is); and the refinement: the memory decodes (`RingType.view`) to the view
 of the model replayed with the operations each side made.
+
+Each side script marks the points between its operations (`_mark`); with
+`Scenario.explore(..., between=True)` the refinement is also checked at every
+explored state where both sides are at such a point (`_between_kick`,
+`_between_used`; docs/ordering.md, "Refinement between operations").
 """
 
 from __future__ import annotations
@@ -44,16 +49,24 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from support.geometry import LENGTH, STANDARD, Geometry, features_for
+from support.geometry import LENGTH, STANDARD, Geometry
 
 from impl.errors import NotConforming
-from impl.interleave import Explorer, Finished, Report, Side
+from impl.interleave import BetweenCheck, Explorer, Finished, Report, Side
 from impl.memory import GuestMemory
 from impl.weak_memory import MemoryModel
 from model.queue import Buffer, VirtqueueModel
 
 Script = Callable[[Any, GuestMemory], Any]
 """One side's part of the race: (its driver or device, the memory) -> what it saw."""
+
+
+def _mark(mem: GuestMemory, *state: Any) -> None:
+    """The side is between operations: let the explorer snapshot `state` (a copy, the
+    memory kept) when it checks those points (`replay.ScriptedMemory.mark`)."""
+    mark = getattr(mem, "mark", None)
+    if mark is not None:
+        mark(lambda: copy.deepcopy(state, memo={id(mem): mem}))
 
 
 def _program(template: Any, base: GuestMemory, script: Script) -> Any:
@@ -76,6 +89,7 @@ class Scenario:
     check: Callable[[Finished], str | None]
     names: Callable[[int], str] = hex
     handover: bool = False
+    between: BetweenCheck | None = None
 
     def explore(
         self,
@@ -83,12 +97,20 @@ class Scenario:
         dropped: frozenset[tuple[str, ...]] = frozenset(),
         *,
         stop_at_failure: bool = True,
+        between: bool = False,
     ) -> Report:
-        """Explore every interleaving under `model` with the barriers in `dropped` removed."""
-        return self.explorer(model, dropped).explore(stop_at_failure=stop_at_failure)
+        """Explore every interleaving under `model` with the barriers in `dropped` removed
+        (with `between`, also check the refinement where both sides are between
+        operations)."""
+        explorer = self.explorer(model, dropped, between=between)
+        return explorer.explore(stop_at_failure=stop_at_failure)
 
     def explorer(
-        self, model: MemoryModel, dropped: frozenset[tuple[str, ...]] = frozenset()
+        self,
+        model: MemoryModel,
+        dropped: frozenset[tuple[str, ...]] = frozenset(),
+        *,
+        between: bool = False,
     ) -> Explorer:
         """An explorer of this scenario (for a full exploration or sampled schedules)."""
         return Explorer(
@@ -99,6 +121,7 @@ class Scenario:
             dropped=dropped,
             names=self.names,
             handover=self.handover,
+            between=self.between if between else None,
         )
 
 
@@ -173,6 +196,7 @@ class _Pair:
         driver_script: Script,
         device_script: Script,
         check: Callable[[Finished], str | None],
+        between: BetweenCheck,
     ) -> Scenario:
         """The race from here: each side a fresh copy of its current state."""
         g = self.geometry
@@ -190,6 +214,7 @@ class _Pair:
             lambda done: _raised(done) or check(done),
             g.ring.names(g),
             handover=g.ring.handover,
+            between=between,
         )
 
 
@@ -197,9 +222,11 @@ def _pair(
     event_idx: bool, g: Geometry, driver_cls: type[Any] | None, device_cls: type[Any] | None
 ) -> _Pair:
     """The driver (of `driver_cls`, by default the ring's reference), device and model."""
-    ring, features = g.ring, features_for(event_idx)
+    ring, features = g.ring, g.features(event_idx)
     base = GuestMemory(g.memory_size)
-    driver = ring.build(driver_cls or ring.reference_driver, base, g, features)
+    allocator = g.allocator()
+    extra = {"allocator": allocator} if allocator is not None else {}
+    driver = ring.build(driver_cls or ring.reference_driver, base, g, features, **extra)
     device = ring.build(device_cls or ring.reference_device, base, g, features)
     return _Pair(g, event_idx, base, driver, device, ring.model(g, event_idx))
 
@@ -213,53 +240,69 @@ def _raised(done: Finished) -> str | None:
 
 
 def _refines(
-    done: Finished, pair: _Pair, driver: Any, device: Any, model: VirtqueueModel
+    memory: GuestMemory,
+    pair: _Pair,
+    driver: Any,
+    device: Any,
+    model: VirtqueueModel | str,
+    when: str = "at quiescence",
 ) -> str | None:
+    """`model` (or what went wrong replaying it) against the memory's decoded view."""
+    if isinstance(model, str):
+        return model
     g = pair.geometry
     try:
-        view = g.ring.view(done.memory, g, driver, device, event_idx=model.event_idx)
+        view = g.ring.view(memory, g, driver, device, event_idx=model.event_idx)
     except NotConforming as error:
-        return f"refinement broken at quiescence: memory does not decode ({error})"
+        return f"refinement broken {when}: memory does not decode ({error})"
     expected = model.view()
     if view == expected:
         return None
-    return f"refinement broken at quiescence: memory decodes to {view}, the model says {expected}"
+    return f"refinement broken {when}: memory decodes to {view}, the model says {expected}"
 
 
 # --- kick: available buffers, the device re-enables kicks -----------------------------
 def _publish_and_kick(g: Geometry, drv: Any, mem: GuestMemory) -> tuple[Any, list[bool]]:
     """The driver writes, makes available and asks whether to kick, buffer after buffer."""
-    kicks = []
+    kicks: list[bool] = []
+    _mark(mem, drv, kicks)
     for i in range(1, g.buffers + 1):
         mem.write(g.data(i), g.payload(i))
         drv.add_outbuf(g.parts(i), g.token(i))
         kicks.append(drv.kick_prepare())
+        _mark(mem, drv, kicks)
     return drv, kicks
 
 
 def _drain_then_idle(dev: Any, mem: GuestMemory) -> tuple[Any, list[tuple[Any, ...]]]:
     """The device serves the ring, re-enables kicks, re-checks, and idles when empty."""
     log: list[tuple[Any, ...]] = []
+    _mark(mem, dev, log)
     while True:
         while (taken := dev.pop()) is not None:
             log.append(("pop", taken.head, taken.read_payload(mem)))
+            _mark(mem, dev, log)
             dev.push_used(taken.head, 0)
             log.append(("push", taken.head))
+            _mark(mem, dev, log)
         again = dev.enable_notification()
         log.append(("enable",))
+        _mark(mem, dev, log)
         if not again:
             return dev, log
         dev.disable_notification()
         log.append(("disable",))
+        _mark(mem, dev, log)
 
 
-def _check_kick(pair: _Pair, done: Finished) -> str | None:
-    """Data intact, no lost kick, refinement (module docstring)."""
+def _kick_replay(
+    pair: _Pair, added: int, drv: Any, log: list[tuple[Any, ...]]
+) -> VirtqueueModel | str:
+    """The model after the driver's first `added` buffers and the device's `log`, or how
+    the device's log disagrees with it (a buffer taken with the wrong data)."""
     g = pair.geometry
-    results: Any = (done.result(0), done.result(1))
-    (drv, kicks), (dev, log) = results
     replay = copy.deepcopy(pair.model)
-    for i in range(1, g.buffers + 1):
+    for i in range(1, added + 1):
         replay.add(g.token(i), Buffer(g.pieces(i), ()), g.slots(i))
     for entry in log:
         if entry[0] == "pop":
@@ -276,13 +319,31 @@ def _check_kick(pair: _Pair, done: Finished) -> str | None:
             replay.enable_notification()
         else:
             replay.disable_notification()
+    return replay
+
+
+def _check_kick(pair: _Pair, done: Finished) -> str | None:
+    """Data intact, no lost kick, refinement (module docstring)."""
+    g = pair.geometry
+    results: Any = (done.result(0), done.result(1))
+    (drv, kicks), (dev, log) = results
+    replay = _kick_replay(pair, len(kicks), drv, log)
+    if isinstance(replay, str):
+        return replay
     pending = g.ring.available(done.memory, g, dev)
     if pending and not any(kicks[-pending:]):
         return (
             f"lost wake-up: {pending} buffer(s) left available, the device went idle "
             "with notifications enabled, and the driver sent no kick after making them available"
         )
-    return _refines(done, pair, drv, dev, replay)
+    return _refines(done.memory, pair, drv, dev, replay)
+
+
+def _between_kick(pair: _Pair, memory: GuestMemory, snapshots: tuple[Any, ...]) -> str | None:
+    """Between operations: the refinement for what each side has done so far."""
+    (drv, kicks), (dev, log) = snapshots
+    replay = _kick_replay(pair, len(kicks), drv, log)
+    return _refines(memory, pair, drv, dev, replay, "here")
 
 
 def kick_scenario(
@@ -302,6 +363,7 @@ def kick_scenario(
         partial(_publish_and_kick, geometry),
         _drain_then_idle,
         partial(_check_kick, pair),
+        partial(_between_kick, pair),
     )
 
 
@@ -310,11 +372,13 @@ def _complete_and_notify(
     g: Geometry, returns: list[tuple[int, int]], dev: Any, mem: GuestMemory
 ) -> tuple[Any, list[bool]]:
     """The device writes, returns used and asks whether to interrupt, buffer after buffer."""
-    interrupts = []
+    interrupts: list[bool] = []
+    _mark(mem, dev, interrupts)
     for i, head in returns:
         g.ring.held(dev, head).write_payload(mem, g.payload(i))
         dev.push_used(head, LENGTH)
         interrupts.append(dev.needs_notification())
+        _mark(mem, dev, interrupts)
     return dev, interrupts
 
 
@@ -323,47 +387,73 @@ def _reclaim(g: Geometry, drv: Any, mem: GuestMemory, log: list[tuple[Any, ...]]
     while (got := drv.get_buf()) is not None:
         token, length = got
         log.append(("get", token, mem.read(g.data(g.buffer_of(token)), length)))
+        _mark(mem, drv, log)
 
 
 def _reclaim_then_idle(g: Geometry, drv: Any, mem: GuestMemory) -> tuple[Any, list[Any]]:
     """NAPI style: reclaim with interrupts off, re-enable, re-check, idle when empty."""
     log: list[tuple[Any, ...]] = []
+    _mark(mem, drv, log)
     while True:
         _reclaim(g, drv, mem, log)
         idle = drv.enable_cb()
         log.append(("enable",))
+        _mark(mem, drv, log)
         if idle:
             return drv, log
         drv.disable_cb()
         log.append(("disable",))
+        _mark(mem, drv, log)
 
 
 def _poll_then_idle(g: Geometry, drv: Any, mem: GuestMemory) -> tuple[Any, list[Any]]:
     """Reclaim while `more_used`, re-arm, re-check with `more_used`, idle when it says no."""
     log: list[tuple[Any, ...]] = []
+    _mark(mem, drv, log)
     while True:
         while drv.more_used():
             _reclaim(g, drv, mem, log)
         drv.enable_cb()
         log.append(("enable",))
+        _mark(mem, drv, log)
         if not drv.more_used():
             return drv, log
         drv.disable_cb()
         log.append(("disable",))
+        _mark(mem, drv, log)
+
+
+def _reclaim_then_delay(g: Geometry, drv: Any, mem: GuestMemory) -> tuple[Any, list[Any]]:
+    """Reclaim with interrupts off, re-arm with `enable_cb_delayed` (an interrupt only
+    once about 3/4 of what is outstanding is used), idle when it says not that many yet."""
+    log: list[tuple[Any, ...]] = []
+    _mark(mem, drv, log)
+    while True:
+        _reclaim(g, drv, mem, log)
+        idle = drv.enable_cb_delayed()
+        log.append(("delayed",))
+        _mark(mem, drv, log)
+        if idle:
+            return drv, log
+        drv.disable_cb()
+        log.append(("disable",))
+        _mark(mem, drv, log)
 
 
 def _reclaim_until_empty(g: Geometry, drv: Any, mem: GuestMemory) -> tuple[Any, list[Any]]:
     """An interrupt handler with callbacks left on: reclaim until get_buf finds nothing."""
     log: list[tuple[Any, ...]] = []
+    _mark(mem, drv, log)
     _reclaim(g, drv, mem, log)
     return drv, log
 
 
-def _check_used(pair: _Pair, returned: list[int], done: Finished) -> str | None:
-    """Data intact, no lost interrupt, refinement (module docstring)."""
+def _used_replay(
+    pair: _Pair, returned: list[int], log: list[tuple[Any, ...]]
+) -> VirtqueueModel | str:
+    """The model after the device returned `returned` and the driver did `log`, or how
+    the driver's log disagrees with it (a buffer reclaimed with the wrong data)."""
     g = pair.geometry
-    results: Any = (done.result(0), done.result(1))
-    (drv, log), (dev, interrupts) = results
     replay = copy.deepcopy(pair.model)
     for i in returned:
         replay.push_used(g.token(i), g.payload(i))
@@ -378,15 +468,37 @@ def _check_used(pair: _Pair, returned: list[int], done: Finished) -> str | None:
                 )
         elif entry[0] == "enable":
             replay.enable_cb()
+        elif entry[0] == "delayed":
+            replay.enable_cb_delayed()
         else:
             replay.disable_cb()
+    return replay
+
+
+def _check_used(pair: _Pair, returned: list[int], done: Finished) -> str | None:
+    """Data intact, no lost interrupt, refinement (module docstring)."""
+    g = pair.geometry
+    results: Any = (done.result(0), done.result(1))
+    (drv, log), (dev, interrupts) = results
+    replay = _used_replay(pair, returned, log)
+    if isinstance(replay, str):
+        return replay
     pending = g.ring.unreclaimed(done.memory, g, drv)
     if pending and not any(interrupts[-pending:]):
         return (
             f"lost wake-up: {pending} used buffer(s) not reclaimed, the driver went idle "
             "with interrupts enabled, and the device sent no interrupt after returning them"
         )
-    return _refines(done, pair, drv, dev, replay)
+    return _refines(done.memory, pair, drv, dev, replay)
+
+
+def _between_used(
+    pair: _Pair, returned: list[int], memory: GuestMemory, snapshots: tuple[Any, ...]
+) -> str | None:
+    """Between operations: the refinement for what each side has done so far."""
+    (drv, log), (dev, interrupts) = snapshots
+    replay = _used_replay(pair, returned[: len(interrupts)], log)
+    return _refines(memory, pair, drv, dev, replay, "here")
 
 
 def _driver_goes_idle(
@@ -410,6 +522,7 @@ def _driver_goes_idle(
         partial(driver_script, geometry),
         partial(_complete_and_notify, geometry, returns),
         partial(_check_used, pair, [i for i, _ in returns]),
+        partial(_between_used, pair, [i for i, _ in returns]),
     )
 
 
@@ -444,6 +557,24 @@ def more_used_scenario(
     )
 
 
+def delayed_scenario(
+    event_idx: bool,
+    driver_cls: type[Any] | None = None,
+    device_cls: type[Any] | None = None,
+    geometry: Geometry = STANDARD,
+) -> Scenario:
+    """The interrupt race with a driver that re-arms with `enable_cb_delayed` (split
+    §2.7.7, packed §2.8.10): it names a position about 3/4 of the way through what is
+    outstanding, fences (publish D, in `_arm`), re-checks whether that many are used
+    already, and idles if not, while the device returns every buffer and decides after
+    each. The device completes them all, so the interrupt the driver asked for must come:
+    the lost wake-up check applies unchanged. In flags mode the re-arm is `enable_cb`'s.
+    """
+    return _driver_goes_idle(
+        "delayed", _reclaim_then_delay, event_idx, driver_cls, device_cls, geometry
+    )
+
+
 def polling_scenario(
     driver_cls: type[Any] | None = None,
     device_cls: type[Any] | None = None,
@@ -471,6 +602,7 @@ def polling_scenario(
         partial(_reclaim_until_empty, geometry),
         partial(_complete_and_notify, geometry, later),
         partial(_check_used, pair, [i for i, _ in later]),
+        partial(_between_used, pair, [i for i, _ in later]),
     )
 
 

@@ -66,8 +66,10 @@ class RingType(ABC):
         """The ring of `size` entries, from address 0."""
 
     @abstractmethod
-    def build(self, cls: type[Any], mem: GuestMemory, g: Geometry, features: int) -> Any:
-        """A driver or device of class `cls` over the ring, from the geometry's start."""
+    def build(self, cls: type[Any], mem: GuestMemory, g: Geometry, features: int,
+              **extra: Any) -> Any:
+        """A driver or device of class `cls` over the ring, from the geometry's start
+        (`extra`: keyword arguments, such as a driver's allocator)."""
 
     @abstractmethod
     def model(self, g: Geometry, event_idx: bool) -> VirtqueueModel:
@@ -105,6 +107,7 @@ class RingType(ABC):
         named = self.fields(g)
         for i in range(g.buffers + 1):
             named[g.data(i)] = f"data of buffer {i}"
+        tables, end = g.tables
 
         def name(addr: int) -> str:
             if addr in named:
@@ -112,6 +115,9 @@ class RingType(ABC):
             if lay.desc <= addr < lay.desc_addr(g.size):
                 index, offset = divmod(addr - lay.desc, DESC_SIZE)
                 return f"desc[{index}]+{offset}"
+            if tables <= addr < end:
+                index, offset = divmod(addr - tables, DESC_SIZE)
+                return f"indirect entry {index}+{offset}"
             return hex(addr)
 
         return name
@@ -130,9 +136,10 @@ class SplitRing(RingType):
         """The modern layout (§2.7, areas in one block)."""
         return SplitLayout.modern(size)
 
-    def build(self, cls: type[Any], mem: GuestMemory, g: Geometry, features: int) -> Any:
+    def build(self, cls: type[Any], mem: GuestMemory, g: Geometry, features: int,
+              **extra: Any) -> Any:
         """Both indices start at `g.start`."""
-        return cls(mem, g.layout, features, initial_index=g.start)
+        return cls(mem, g.layout, features, initial_index=g.start, **extra)
 
     def model(self, g: Geometry, event_idx: bool) -> VirtqueueModel:
         """16-bit indices from `g.start`."""
@@ -193,9 +200,10 @@ class PackedRing(RingType):
         """The ring and both event suppression structures (§2.8.10)."""
         return PackedLayout.modern(size)
 
-    def build(self, cls: type[Any], mem: GuestMemory, g: Geometry, features: int) -> Any:
+    def build(self, cls: type[Any], mem: GuestMemory, g: Geometry, features: int,
+              **extra: Any) -> Any:
         """Both positions start at offset `g.start` with wrap counters 1."""
-        return cls(mem, g.layout, features, initial_offset=g.start)
+        return cls(mem, g.layout, features, initial_offset=g.start, **extra)
 
     def model(self, g: Geometry, event_idx: bool) -> VirtqueueModel:
         """Positions modulo twice the size: an offset and its wrap counter (§2.8.1)."""
@@ -250,7 +258,7 @@ def _marked_run(
         flags = mem.read_u16(layout.desc_flags(offset_of(pos, g.size)))
         if not marked(flags, wrap_of(pos, g.size)):
             break
-        pos, count = advance(pos, g.segments, g.size), count + 1
+        pos, count = advance(pos, g.descriptors(count + 1), g.size), count + 1
     return count
 
 
