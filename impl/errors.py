@@ -917,3 +917,31 @@ class PackedBadBuffer(BadBuffer):
 
     section = "2.8.17"
     spec_ids = ("PACKED-DRV-006", "PACKED-DRV-007", "PACKED-DRV-014")
+
+
+# --- in-order use of descriptors (§2.7.9) ---
+class NotOldestHeld(UsageError):
+    """With VIRTIO_F_IN_ORDER negotiated, the device was asked to return a buffer while an
+    older one it holds is still unused: buffers go back in the order they were made
+    available (§2.7.9), so the request is refused before anything is written."""
+
+    section = "6.2"
+    spec_ids = ("FEAT-DEV-009",)
+
+
+class BadUsedBatch(UsageError):
+    """A batched return (§2.7.9) the device cannot make: VIRTIO_F_IN_ORDER not negotiated,
+    a count below 1 or beyond the buffers it holds, or a batch reaching over a chain it
+    rejected (that one goes back on its own element with length 0)."""
+
+    section = "2.7.9"
+
+
+class UsedOutOfOrder(DeviceError):
+    """With VIRTIO_F_IN_ORDER negotiated, a used element names a buffer that was made
+    available after some buffer the device has not returned: the batch it implies
+    (every outstanding buffer up to the named one) is longer than used.idx advanced
+    (§2.7.9)."""
+
+    section = "6.2"
+    spec_ids = ("FEAT-DEV-009",)

@@ -10,9 +10,13 @@ Rules:
   (in event-index mode that lives only in the driver), where the device has consumed
   to, and which heads it holds. Those come through the two small protocols below, so
   any driver or device (the reference, a native peer, a user's) can be observed.
+- With VIRTIO_F_IN_ORDER a used element may stand for a batch (§2.7.9): the used
+  positions it covers are those of the available ring from the element's own position
+  up to the buffer it names, each skipped buffer completely written. A driver halfway
+  through reclaiming a batch says so through `pending_batch` (the named head and len).
 
 Spec: §2.7.5 (descriptors), §2.7.6 (available ring), §2.7.8 (used ring),
-§2.7.7 and §2.7.10 (suppression fields).
+§2.7.7 and §2.7.10 (suppression fields), §2.7.9 (in-order batches).
 """
 
 from __future__ import annotations
@@ -91,6 +95,33 @@ def written_bytes(mem: GuestMemory, layout: SplitLayout, head: int, length: int)
     return b"".join(pieces)
 
 
+def used_in_order(
+    mem: GuestMemory, layout: SplitLayout, driver: DriverShadow, used_idx: int
+) -> list[tuple[Hashable | None, bytes]]:
+    """The used buffers not yet reclaimed when used elements may close batches (§2.7.9).
+
+    Used position p holds the buffer made available at position p (its head is in the
+    available ring's slot for p, not yet reused since the buffer is outstanding). An
+    element is read at the start of each batch; the batch runs to the buffer it names.
+    """
+    batch: tuple[int, int] | None = getattr(driver, "pending_batch", None)
+    used: list[tuple[Hashable | None, bytes]] = []
+    position = driver.last_used_idx
+    for _ in range(distance(used_idx, driver.last_used_idx)):
+        if batch is None:
+            elem = layout.used_ring(slot(position, layout.size))
+            batch = mem.read_u32(elem), mem.read_u32(elem + 4)
+        end, length = batch
+        head = mem.read_u16(layout.avail_ring(slot(position, layout.size)))
+        if head == end:
+            batch = None
+        else:
+            length = decode_buffer(mem, layout, head).writable
+        used.append((driver.token_of(head), written_bytes(mem, layout, head, length)))
+        position = advance(position)
+    return used
+
+
 def abstract(
     mem: GuestMemory,
     layout: SplitLayout,
@@ -98,6 +129,7 @@ def abstract(
     device: DeviceShadow,
     *,
     event_idx: bool,
+    in_order: bool = False,
 ) -> QueueView:
     """Map (memory, driver shadow, device shadow) to the model's `QueueView`."""
     avail_idx = mem.read_u16(layout.avail_idx)
@@ -111,13 +143,16 @@ def abstract(
     in_device = frozenset(
         (driver.token_of(head), decode_buffer(mem, layout, head)) for head in device.held_heads
     )
-    used = []
-    position = driver.last_used_idx
-    for _ in range(distance(used_idx, driver.last_used_idx)):
-        elem = layout.used_ring(slot(position, layout.size))
-        head, length = mem.read_u32(elem), mem.read_u32(elem + 4)
-        used.append((driver.token_of(head), written_bytes(mem, layout, head, length)))
-        position = advance(position)
+    if in_order:
+        used = used_in_order(mem, layout, driver, used_idx)
+    else:
+        used = []
+        position = driver.last_used_idx
+        for _ in range(distance(used_idx, driver.last_used_idx)):
+            elem = layout.used_ring(slot(position, layout.size))
+            head, length = mem.read_u32(elem), mem.read_u32(elem + 4)
+            used.append((driver.token_of(head), written_bytes(mem, layout, head, length)))
+            position = advance(position)
     avail_flags = mem.read_u16(layout.avail_flags)
     used_flags = mem.read_u16(layout.used_flags)
     return QueueView(

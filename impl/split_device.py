@@ -11,25 +11,34 @@ Rules:
   * ring-level corruption (`RingCorruption`: avail.idx jumping or going back, a head
     out of range or already held) marks the queue broken: every later call raises
     `QueueBroken` until `reset()` (the transport then sets DEVICE_NEEDS_RESET, §2.1).
+- With VIRTIO_F_IN_ORDER (§2.7.9, docs/inorder.md) buffers go back in the order they
+  were made available (FEAT-DEV-009): `push_used` takes only the oldest held buffer,
+  `push_used_batch` returns the oldest `count` with one used element naming the last,
+  and a malformed chain waits (held, with length 0 due) until every older buffer is
+  back, then goes back on its own element.
 - Work per call is bounded by the queue size (the chain walk's bound, §chain).
 - Ordering points mirror the driver's labels (A-D, see split_driver and docs/ordering.md).
 
 Spec: §2.7.6 (available ring), §2.7.8 (used ring), §2.7.7.2 and §2.7.10.2
-(notification suppression), §2.7.5 (chains, through `chain.walk_chain`).
+(notification suppression), §2.7.5 (chains, through `chain.walk_chain`), §2.7.9
+(in-order use).
 """
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import NoReturn
 
 from .chain import Chain, walk_chain
 from .errors import (
     AvailIndexDecrement,
     AvailIndexJump,
+    BadUsedBatch,
     ChainError,
     HeadAlreadyInFlight,
     HeadOutOfRange,
     NotInFlight,
+    NotOldestHeld,
     PayloadTooLarge,
     QueueBroken,
     RingCorruption,
@@ -69,6 +78,7 @@ class SplitDevice(HoldsAccessors):
         self._bind_accessors()
         self.event_idx = has_feature(features, Feature.EVENT_IDX)
         self.indirect = has_feature(features, Feature.INDIRECT_DESC)
+        self.in_order = has_feature(features, Feature.IN_ORDER)
         self._initial = wrap(initial_index)
         self.reset()
 
@@ -89,6 +99,7 @@ class SplitDevice(HoldsAccessors):
         self._signalled_used = self._initial
         self._unsignalled = 0
         self.in_flight: dict[int, Chain] = {}
+        self._rejected: set[int] = set()
         self.broken = False
 
     # --- taking buffers (§2.7.6, §2.7.5) ----------------------------------------------
@@ -114,7 +125,11 @@ class SplitDevice(HoldsAccessors):
             chain = walk_chain(mem, self._desc_at, size, head, indirect_ok=self.indirect)
         except ChainError as error:
             error.head = head
-            self._write_used(head, 0)
+            if self.in_order and self.in_flight:  # older buffers go back first (§2.7.9)
+                self.in_flight[head] = Chain(head, (), ())
+                self._rejected.add(head)
+            else:
+                self._write_used(head, 0)
             raise
         self.in_flight[head] = chain
         return chain
@@ -138,9 +153,13 @@ class SplitDevice(HoldsAccessors):
         """Return chain `head` to the driver, reporting `written` bytes (SPLIT-DEV-013/014).
 
         The caller must already have written those bytes (e.g. `Chain.write_payload`).
+        With VIRTIO_F_IN_ORDER only the oldest held buffer may go back (`NotOldestHeld`).
         """
         if self.broken:
             self._check_live()
+        if self.in_order:
+            self._push_used_in_order(head, written)
+            return
         in_flight = self.in_flight
         chain = in_flight.get(head)
         if chain is None:
@@ -158,6 +177,67 @@ class SplitDevice(HoldsAccessors):
         self.next_used = nxt = advance(nxt)
         self._put_used(self._used_idx_at, nxt)
         self._unsignalled += 1
+
+    def _write_batch_used(self, head: int, written: int, count: int) -> None:
+        """Fill one used element for `count` buffers, then move used.idx by `count`.
+
+        The element goes where the batch's first buffer would have had its own (§2.7.9).
+        """
+        nxt = self.next_used
+        self._put_used_elem(self._used_slot_at[slot(nxt, self.size)], head, written)
+        self.mem.barrier(_WMB, "C")  # publish C
+        self.next_used = nxt = advance(nxt, count)
+        self._put_used(self._used_idx_at, nxt)
+        self._unsignalled += count
+
+    # --- in-order returns (§2.7.9) ----------------------------------------------------
+    def _push_used_in_order(self, head: int, written: int) -> None:
+        """`push_used` under VIRTIO_F_IN_ORDER: `head` must be the oldest held buffer."""
+        chain = self.in_flight.get(head)
+        if chain is None or head in self._rejected:
+            raise NotInFlight(f"head {head} is not held by the device")
+        oldest = next(iter(self.in_flight))
+        if head != oldest:
+            raise NotOldestHeld(f"head {head} is not the oldest held buffer ({oldest} is)")
+        self.push_used_batch(1, written)
+
+    def push_used_batch(self, count: int, written_of_last: int) -> None:
+        """Return the `count` oldest held buffers on one used element (VIRTIO_F_IN_ORDER).
+
+        The element names the last of them with `written_of_last` bytes; used.idx moves
+        on by `count`, and the driver counts each earlier buffer as completely used
+        (§2.7.9): the caller must have written all their writable bytes. Refused with
+        `BadUsedBatch`, before anything is written, without the feature, for a count
+        outside 1..held, or for a batch reaching over a rejected chain.
+        """
+        if self.broken:
+            self._check_live()
+        if not self.in_order:
+            raise BadUsedBatch("batched used elements need VIRTIO_F_IN_ORDER")
+        in_flight = self.in_flight
+        if not 1 <= count <= len(in_flight):
+            raise BadUsedBatch(f"a batch of {count} from {len(in_flight)} held buffers")
+        heads = list(islice(in_flight, count))
+        if not self._rejected.isdisjoint(heads):
+            raise BadUsedBatch("a batch may not reach over a rejected chain")
+        last = in_flight[heads[-1]]
+        if not 0 <= written_of_last <= last.writable_len:
+            raise PayloadTooLarge(f"written {written_of_last} outside 0..{last.writable_len}")
+        for head in heads:
+            del in_flight[head]
+        self._write_batch_used(last.head, written_of_last, count)
+        self._return_rejected()
+
+    def _return_rejected(self) -> None:
+        """Give back, each on its own element with length 0, rejected chains now oldest."""
+        in_flight, rejected = self.in_flight, self._rejected
+        while rejected and in_flight:
+            head = next(iter(in_flight))
+            if head not in rejected:
+                return
+            del in_flight[head]
+            rejected.discard(head)
+            self._write_used(head, 0)
 
     # --- used buffer notifications (§2.7.7.2) ----------------------------------------
     def needs_notification(self) -> bool:
@@ -205,7 +285,8 @@ class SplitDevice(HoldsAccessors):
 
     @property
     def held_heads(self) -> list[int]:
-        """Heads taken and not yet returned (for the observer)."""
+        """Heads taken and not yet returned, oldest first (for the observer); in-order,
+        this includes rejected chains waiting for their turn."""
         return list(self.in_flight)
 
     # --- failure ---------------------------------------------------------------------

@@ -15,9 +15,15 @@ Rules:
   D: used_event / avail.flags, then used.idx             (device: used.idx, then its event)
 - Before the queue is live the whole ring is the driver's memory: construction zeroes
   it (SPLIT-DRV-017) and writes the starting indices.
+- With VIRTIO_F_IN_ORDER (§2.7.9, docs/inorder.md) descriptors are handed out in ring
+  order, wrapping (each chained `next` is its successor, 0 after the last entry,
+  SPLIT-DRV-004), so the free descriptors are always one consecutive run and the
+  oldest outstanding buffer starts right after it. A used element may then stand for
+  a batch: every outstanding buffer up to the one it names, the skipped ones counted
+  as completely written (their writable length).
 
 Spec: §2.7.13 (supplying buffers), §2.7.14 (receiving used buffers), §2.7.7 and
-§2.7.10 (notification suppression), §2.7.5.3 (indirect descriptors).
+§2.7.10 (notification suppression), §2.7.5.3 (indirect descriptors), §2.7.9 (in-order).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from .errors import (
     UsedIdOutOfRange,
     UsedIndexJump,
     UsedLengthTooLong,
+    UsedOutOfOrder,
 )
 from .layout import (
     DESC_STRUCT,
@@ -83,12 +90,12 @@ _WMB, _RMB, _MB = Barrier.WRITE, Barrier.READ, Barrier.FULL
 class SplitDriver(DriverRing[_Outstanding], HoldsAccessors):
     """Driver half of one split virtqueue over `mem` at `layout`.
 
-    `features` is the negotiated feature word; VIRTIO_F_EVENT_IDX and
-    VIRTIO_F_INDIRECT_DESC change behaviour. `allocator` supplies indirect tables
-    (without one, every buffer is direct). `notify` is the transport's doorbell,
-    called by `notify()`/`kick()`. `initial_index` starts both ring indices somewhere
-    other than 0, as a queue restored after migration would (the spec's reset value
-    is 0).
+    `features` is the negotiated feature word; VIRTIO_F_EVENT_IDX,
+    VIRTIO_F_INDIRECT_DESC and VIRTIO_F_IN_ORDER change behaviour. `allocator`
+    supplies indirect tables (without one, every buffer is direct). `notify` is the
+    transport's doorbell, called by `notify()`/`kick()`. `initial_index` starts both
+    ring indices somewhere other than 0, as a queue restored after migration would
+    (the spec's reset value is 0).
     """
 
     _put_desc: Writer
@@ -120,7 +127,10 @@ class SplitDriver(DriverRing[_Outstanding], HoldsAccessors):
         self.indirect = has_feature(features, Feature.INDIRECT_DESC) and allocator is not None
         self._allocator = allocator
         self._notify = notify
-        self._next = [i + 1 for i in range(self.size)]
+        self.in_order = has_feature(features, Feature.IN_ORDER)
+        size = self.size
+        self._next = [(i + 1) % size if self.in_order else i + 1 for i in range(size)]
+        self._batch: tuple[int, int] | None = None
         self._state: list[_Outstanding | None] = [None] * self.size
         self.free_head = 0
         self.num_free = self.size
@@ -247,9 +257,12 @@ class SplitDriver(DriverRing[_Outstanding], HoldsAccessors):
 
         Checks everything the device wrote: used.idx may not run past what is
         outstanding, the id must be an outstanding head, len at most its writable bytes.
+        With VIRTIO_F_IN_ORDER an element may close a batch (`_get_buf_in_order`).
         """
         if self.broken:
             self._check_live()
+        if self.in_order:
+            return self._get_buf_in_order()
         mem, last = self.mem, self.last_used_idx
         (used_idx,) = self._get_used(self._used_idx_at)
         pending = distance(used_idx, last)
@@ -277,6 +290,108 @@ class SplitDriver(DriverRing[_Outstanding], HoldsAccessors):
             mem.barrier(_MB, "D")  # publish D
         return record.token, written
 
+    # --- in-order reclaiming (§2.7.9) -------------------------------------------------
+    def _get_buf_in_order(self) -> tuple[Token, int] | None:
+        """`get_buf` under VIRTIO_F_IN_ORDER: the oldest outstanding buffer, batch-aware.
+
+        A used element naming a later buffer than the oldest closes a batch: the buffers
+        before it come back first, one per call, each with its whole writable length
+        (§2.7.9 counts a skipped buffer as completely used); the named one comes last
+        with the element's len. The element is checked as a whole before the first of
+        them is handed out.
+        """
+        batch = self._batch if self._batch is not None else self._read_batch()
+        if batch is None:
+            return None
+        end, end_written = batch
+        head = self._oldest()
+        record = self._state[head]
+        assert record is not None, "the oldest outstanding head has a record"
+        if head == end:
+            self._batch, written = None, end_written
+        else:
+            self._batch, written = batch, record.writable
+        self._detach(head, record)
+        self.last_used_idx = last = advance(self.last_used_idx)
+        if self.event_idx and not self.no_interrupt:
+            self._put_avail(self.layout.used_event, last)
+            self.mem.barrier(_MB, "D")  # publish D
+        return record.token, written
+
+    def _read_batch(self) -> tuple[int, int] | None:
+        """Read and check the next used element: (head it names, its len), or None.
+
+        Beyond the checks of every used element, the batch it closes (the outstanding
+        buffers from the oldest to the named one) must fit in the used.idx advance; a
+        longer one means the device used a buffer before an older one (FEAT-DEV-009).
+        """
+        last = self.last_used_idx
+        (used_idx,) = self._get_used(self._used_idx_at)
+        pending = distance(used_idx, last)
+        if pending == 0:
+            return None
+        if pending > self.outstanding:
+            self._fail(
+                UsedIndexJump(f"used.idx is {pending} ahead, {self.outstanding} outstanding")
+            )
+        self.mem.barrier(_RMB, "C")  # observe C
+        head, written = self._get_used_elem(self._used_slot_at[slot(last, self.size)])
+        if head >= self.size:
+            self._fail(UsedIdOutOfRange(f"used id {head} >= queue size {self.size}"))
+        record = self._state[head]
+        if record is None:
+            self._fail(UsedIdNotOutstanding(f"used id {head} is not an outstanding head"))
+        if written > record.writable:
+            self._fail(
+                UsedLengthTooLong(f"used len {written} > {record.writable} writable bytes")
+            )
+        count = self._batch_length(head)
+        if count > pending:
+            self._fail(
+                UsedOutOfOrder(
+                    f"used id {head} closes a batch of {count} buffers, used.idx advanced "
+                    f"{pending}"
+                )
+            )
+        return head, written
+
+    def _oldest(self) -> int:
+        """The head of the oldest outstanding buffer: the descriptor after the free run."""
+        return (self.free_head + self.num_free) % self.size
+
+    def _batch_length(self, end: int) -> int:
+        """How many outstanding buffers, oldest first, up to and including head `end`.
+
+        Outstanding chains lie back to back in ring order, so each head follows from
+        the previous one's descriptor count; at most `outstanding` steps.
+        """
+        head, state, size = self._oldest(), self._state, self.size
+        for count in range(1, self.outstanding + 1):
+            if head == end:
+                return count
+            record = state[head]
+            assert record is not None, "outstanding chains lie back to back"
+            head = (head + record.descs) % size
+        raise AssertionError(f"outstanding head {end} is not among the outstanding chains")
+
+    @property
+    def pending_batch(self) -> tuple[int, int] | None:
+        """(named head, len) of a used element whose batch is partly reclaimed (observer)."""
+        return self._batch
+
+    def detach_unused_buf(self) -> Token | None:
+        """As `DriverRing.detach_unused_buf`; in-order, oldest first so the free run stays whole."""
+        if not self.in_order:
+            return super().detach_unused_buf()
+        self._batch = None
+        if not self.outstanding:
+            return None
+        head = self._oldest()
+        record = self._state[head]
+        assert record is not None, "the oldest outstanding head has a record"
+        self._detach(head, record)
+        return record.token
+
     def more_used(self) -> bool:
         """Whether the device has used buffers not yet reclaimed (Linux virtqueue_poll)."""
         self.mem.barrier(Barrier.FULL, "D")  # publish D
@@ -286,6 +401,11 @@ class SplitDriver(DriverRing[_Outstanding], HoldsAccessors):
         """Return a head's descriptors (and indirect table) to the free lists."""
         self._state[head] = None
         self.outstanding -= 1
+        if self.in_order:  # the oldest chain: it joins the end of the free run as it lies
+            self.num_free += record.descs
+            if record.table is not None and self._allocator is not None:
+                self._allocator.free(record.table)
+            return
         last = head
         for _ in range(record.descs - 1):
             last = self._next[last]

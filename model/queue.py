@@ -9,6 +9,12 @@ Rules:
   the device returns it *used* in any order with some bytes written; the driver
   *reclaims* used buffers in the order they were returned. After a reset, every buffer
   not yet reclaimed is handed back once (§3.3, detach).
+- In-order use (VIRTIO_F_IN_ORDER, §2.7.9; FEAT-DEV-009): the device promises to return
+  buffers in the order they were made available, so `in_device` is a FIFO too and only
+  its oldest buffer may be returned. A batch (one used element standing for several
+  buffers) means the same as returning each of its buffers in turn, every one but the
+  last completely written. A chain the device rejects goes back, with nothing written,
+  only once every older buffer is back.
 - Notifications are promises about those counters. A side asks to be told about a
   position (the flag form: about every position; the event-index form: about one
   position, taken modulo 2^16 as the rings carry it, §2.7.7, §2.7.10) and the other
@@ -20,7 +26,8 @@ Rules:
 - Each method returns what the spec says the operation yields; `view()` is what the
   implementation's memory must decode to.
 
-Spec: §2.6 (virtqueues), §2.7.7 and §2.7.10 (suppression), §2.7.13 and §2.7.14.
+Spec: §2.6 (virtqueues), §2.7.7 and §2.7.10 (suppression), §2.7.13 and §2.7.14, §2.7.9
+and §6 (VIRTIO_F_IN_ORDER).
 """
 
 from __future__ import annotations
@@ -90,6 +97,8 @@ class VirtqueueModel:
     kicks_wanted: bool = True
     positions: int = POSITIONS
     slots: dict[Token, int] = field(default_factory=dict)
+    in_order: bool = False
+    rejected: set[Token] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.published = self.taken = self.used_count = self.reclaimed = self.initial
@@ -147,6 +156,7 @@ class VirtqueueModel:
         """After a reset: every buffer not reclaimed comes back exactly once."""
         tokens = self.tokens()
         self.slots.clear()
+        self.rejected.clear()
         self.available.clear()
         self.in_device.clear()
         self.used.clear()
@@ -163,17 +173,55 @@ class VirtqueueModel:
         return token, buffer
 
     def reject(self) -> Token:
-        """The device takes the oldest available buffer and returns it unused (bad chain)."""
-        token, _ = self.available.popleft()
+        """The device takes the oldest available buffer and returns it unused (bad chain).
+
+        In-order, it waits in the device behind the buffers taken before it (§2.7.9).
+        """
+        token, buffer = self.available.popleft()
         self.taken += self.slots[token]
-        self._return(token, b"")
+        if self.in_order and self.in_device:
+            self.in_device[token] = buffer
+            self.rejected.add(token)
+        else:
+            self._return(token, b"")
         return token
 
     def push_used(self, token: Token, written: bytes) -> None:
-        """The device returns a buffer it holds, with the bytes it wrote into it."""
+        """The device returns a buffer it holds, with the bytes it wrote into it.
+
+        In-order, only the oldest buffer it holds (FEAT-DEV-009).
+        """
+        if self.in_order:
+            assert token == next(iter(self.in_device)), "in-order: the oldest goes back first"
+            assert token not in self.rejected, "a rejected chain is not the caller's to return"
         buffer = self.in_device.pop(token)
         assert len(written) <= buffer.writable, "a device writes at most the writable bytes"
         self._return(token, written)
+        if self.in_order:
+            self._return_rejected()
+
+    def push_used_batch(self, written: list[bytes]) -> list[Token]:
+        """In-order: the device returns its `len(written)` oldest buffers on one element.
+
+        Means the same as returning them one by one; the spec counts every buffer but the
+        last as completely used (§2.7.9), so each of those answers fills its buffer.
+        Returns the tokens, oldest first.
+        """
+        assert self.in_order and 1 <= len(written) <= len(self.in_device)
+        tokens = list(self.in_device)[: len(written)]
+        for token, answer in zip(tokens[:-1], written[:-1], strict=True):
+            assert len(answer) == self.in_device[token].writable, "skipped buffers are full"
+        for token, answer in zip(tokens, written, strict=True):
+            self.push_used(token, answer)
+        return tokens
+
+    def _return_rejected(self) -> None:
+        """Rejected chains that are now the oldest in the device go back, empty."""
+        while self.in_device and next(iter(self.in_device)) in self.rejected:
+            token = next(iter(self.in_device))
+            del self.in_device[token]
+            self.rejected.discard(token)
+            self._return(token, b"")
 
     def _return(self, token: Token, written: bytes) -> None:
         self.used.append((token, written))

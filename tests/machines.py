@@ -6,8 +6,10 @@ one operation to both, compares what each returned, and logs it with `note()`; a
 every rule the invariants check that the abstraction of memory equals the model's view
 and that the ring's bookkeeping is whole. Queue sizes include 1, 2 and 32768, every run
 starts its indices a few steps short of 65535 so it crosses the 16-bit wrap, and the
-feature set varies (VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC) as does the layout
-(modern, legacy).
+feature set varies (VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_IN_ORDER) as
+does the layout (modern, legacy). With VIRTIO_F_IN_ORDER the device returns its oldest
+buffer, alone or in a batch on one used element (§2.7.9), and a return out of order is
+refused with nothing changed.
 
 Each side writes through its own `OwnedView`, so a write into the other side's part of
 the ring fails at once (§2.7, SPLIT-DEV-004).
@@ -25,7 +27,7 @@ from ownership import split_views
 
 from impl.alloc import GuestAllocator
 from impl.chain import Chain, Segment
-from impl.errors import ChainError, NextOutOfRange, NoSpace
+from impl.errors import ChainError, NextOutOfRange, NoSpace, NotOldestHeld
 from impl.layout import Descriptor, SplitLayout
 from impl.memory import GuestMemory
 from impl.observer import abstract
@@ -73,6 +75,8 @@ class SplitQueueMachine(RuleBasedStateMachine):
         self.driver_factory = driver_factory
         self.device_factory = device_factory
         self.ready = False
+        self.in_order = False
+        self.batches = 0
         self.crossed_avail = self.crossed_used = False
         self.avail_laps = self.used_laps = 0
 
@@ -83,12 +87,17 @@ class SplitQueueMachine(RuleBasedStateMachine):
         indirect=st.booleans(),
         legacy=st.booleans(),
         behind=st.integers(min_value=1, max_value=6),
+        in_order=st.booleans(),
     )
-    def setup(self, size: int, event_idx: bool, indirect: bool, legacy: bool, behind: int) -> None:
+    def setup(
+        self, size: int, event_idx: bool, indirect: bool, legacy: bool, behind: int,
+        in_order: bool = False,
+    ) -> None:
         """Lay out a queue whose indices start `behind` steps short of the 16-bit wrap."""
         bits = [Feature.EVENT_IDX] * event_idx + [Feature.INDIRECT_DESC] * indirect
-        self.features = feature_mask(*bits)
+        self.features = feature_mask(*bits, *[Feature.IN_ORDER] * in_order)
         self.event_idx = event_idx
+        self.in_order = in_order
         self.start = (1 << 16) - behind
         layout_of = SplitLayout.legacy if legacy else SplitLayout.modern
         self.layout = layout_of(size, RING_BASE)
@@ -96,7 +105,8 @@ class SplitQueueMachine(RuleBasedStateMachine):
         self.backing = bytearray(data_start + DATA_BYTES)
         self.mem = GuestMemory(backing=self.backing)
         self.allocator = GuestAllocator(data_start, len(self.backing))
-        note(f"size={size} event_idx={event_idx} indirect={indirect} legacy={legacy}")
+        note(f"size={size} event_idx={event_idx} indirect={indirect} legacy={legacy} "
+             f"in_order={in_order}")
         note(f"start={self.start}")
         self._build()
 
@@ -213,17 +223,76 @@ class SplitQueueMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.ready and self.held)
     @rule(data=st.data())
     def push_used(self, data: st.DataObject) -> None:
-        """The device answers one buffer it holds (any of them): filling it, or writing a prefix."""
-        token = data.draw(st.sampled_from(sorted(self.held)), label="token")
+        """The device answers one buffer it holds (any of them; in-order, the oldest):
+        filling it, or writing a prefix."""
+        token = self._returnable(data)
         chain = self.held.pop(token)
-        size = chain.writable_len
-        answer = data.draw(
-            st.binary(min_size=size, max_size=size) | st.binary(max_size=size), label="answer"
-        )
-        chain.write_payload(self.device_mem, answer)
+        answer = self._answer(data, chain)
         note(f"push_used token={token} head={chain.head} len={len(answer)}")
         self.device.push_used(chain.head, len(answer))
         self.model.push_used(token, answer)
+
+    def _returnable(self, data: st.DataObject) -> int:
+        """A held buffer the device may return now: any, or in-order the oldest (§2.7.9)."""
+        if self.in_order:
+            return min(self.held)
+        return int(data.draw(st.sampled_from(sorted(self.held)), label="token"))
+
+    def _answer(self, data: st.DataObject, chain: Chain, *, full: bool = False) -> bytes:
+        """Draw and write the device's answer into `chain`: all of it, or any prefix."""
+        size = chain.writable_len
+        whole = st.binary(min_size=size, max_size=size)
+        answer = data.draw(whole if full else whole | st.binary(max_size=size), label="answer")
+        chain.write_payload(self.device_mem, answer)
+        return answer
+
+    # --- in-order use (§2.7.9) ---------------------------------------------------------
+    def _batchable(self) -> list[int]:
+        """Tokens of the oldest held buffers up to the first rejected chain, oldest first."""
+        run = []
+        for token in self.model.in_device:
+            if token in self.model.rejected:
+                break
+            run.append(token)
+        return run
+
+    @precondition(lambda self: self.ready and self.in_order)
+    @rule(data=st.data(), rooms=st.lists(segment_room, max_size=3))
+    def push_used_batch(self, data: st.DataObject, rooms: list[int]) -> None:
+        """In-order: the driver adds writable buffers of `rooms` bytes, the device takes all
+        that is available and returns its oldest buffers on one used element naming the
+        last; those before it completely written, the last with any prefix (§2.7.9)."""
+        for room in rooms:
+            self.add([], [room])
+        self.pop(self.layout.size)
+        if not self.held:
+            return
+        run = self._batchable()
+        count = len(run) - data.draw(st.integers(0, len(run) - 1), label="fewer than all")
+        answers = [self._answer(data, self.held[t], full=True) for t in run[: count - 1]]
+        last = self.held[run[count - 1]]
+        answers.append(self._answer(data, last))
+        note(f"push_used_batch tokens={run[:count]} head={last.head} len={len(answers[-1])}")
+        self.device.push_used_batch(count, len(answers[-1]))
+        assert self.model.push_used_batch(answers) == run[:count]
+        for token in run[:count]:
+            del self.held[token]
+        self.batches += count > 1
+
+    @precondition(lambda self: self.ready and self.in_order and len(self.held) > 1)
+    @rule()
+    def push_out_of_order(self) -> None:
+        """In-order: returning a buffer while an older one is held is refused, nothing moves."""
+        token = max(self.held)
+        used_idx = self.mem.read_u16(self.layout.used_idx)
+        try:
+            self.device.push_used(self.held[token].head, 0)
+        except NotOldestHeld as error:
+            note(f"push_used token={token} out of order: {type(error).__name__}")
+            assert error.spec_ids == ("FEAT-DEV-009",)
+        else:
+            raise AssertionError("the device returned a buffer before an older one")
+        assert self.mem.read_u16(self.layout.used_idx) == used_idx
 
     @precondition(lambda self: self.ready)
     @rule()
@@ -344,7 +413,8 @@ class SplitQueueMachine(RuleBasedStateMachine):
 
     def _new_model(self) -> VirtqueueModel:
         """The model of this queue: one position per buffer, modulo 2^16."""
-        return VirtqueueModel(self.layout.size, self.event_idx, self.start)
+        return VirtqueueModel(self.layout.size, self.event_idx, self.start,
+                              in_order=self.in_order)
 
     def _footprint(self) -> int:
         """How many positions the buffer just added takes: one avail ring entry."""
@@ -356,7 +426,10 @@ class SplitQueueMachine(RuleBasedStateMachine):
 
     def _abstract(self) -> Any:
         """The abstraction function of this ring type applied to the current state."""
-        return abstract(self.mem, self.layout, self.driver, self.device, event_idx=self.event_idx)
+        return abstract(
+            self.mem, self.layout, self.driver, self.device, event_idx=self.event_idx,
+            in_order=self.in_order,
+        )
 
     def _break_head(self, head: int) -> tuple[type[ChainError], Callable[[], None]]:
         """Point the head's `next` outside the table; return the error due and an undo."""
@@ -375,6 +448,21 @@ class SplitQueueMachine(RuleBasedStateMachine):
             live = set(self.heads.values())
             assert all(self.driver.token_of(h) == t for t, h in self.heads.items())
             check_descriptor_partition(self.driver, self.mem, live)
+            if self.in_order:
+                check_ring_order_links(self.mem, self.layout, live)
+
+
+def check_ring_order_links(mem: GuestMemory, layout: SplitLayout, live: set[int]) -> None:
+    """In-order: each chained descriptor of a live chain links to its ring successor,
+    the table's last entry to 0 (§2.7.5, SPLIT-DRV-004)."""
+    for head in live:
+        index = head
+        for _ in range(layout.size):
+            desc = Descriptor.unpack(mem.read(layout.desc_addr(index), DESC_SIZE))
+            if not desc.flags & DescFlag.NEXT:
+                break
+            assert desc.next == (index + 1) % layout.size, f"descriptor {index} links out of order"
+            index = desc.next
 
 
 def check_descriptor_partition(driver: SplitDriver, mem: GuestMemory, live: set[int]) -> None:
@@ -400,3 +488,22 @@ def check_descriptor_partition(driver: SplitDriver, mem: GuestMemory, live: set[
                 break
             index = desc.next
     assert len(owner) == size, f"{size - len(owner)} descriptors are lost"
+
+
+class InOrderSplitMachine(SplitQueueMachine):
+    """`SplitQueueMachine` with VIRTIO_F_IN_ORDER always negotiated (§2.7.9)."""
+
+    @initialize(
+        size=st.sampled_from(SIZES),
+        event_idx=st.booleans(),
+        indirect=st.booleans(),
+        legacy=st.booleans(),
+        behind=st.integers(min_value=1, max_value=6),
+        in_order=st.just(True),
+    )
+    def setup(
+        self, size: int, event_idx: bool, indirect: bool, legacy: bool, behind: int,
+        in_order: bool,
+    ) -> None:
+        """As the parent's setup, in-order."""
+        super().setup(size, event_idx, indirect, legacy, behind, in_order)

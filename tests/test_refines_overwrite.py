@@ -31,7 +31,7 @@ class OverwritingMachine(SplitQueueMachine):
     @rule(data=st.data())
     def push_used(self, data: st.DataObject) -> None:
         """The device fills a held buffer to its end, reporting a shorter (or equal) length."""
-        token = data.draw(st.sampled_from(sorted(self.held)), label="token")
+        token = self._returnable(data)
         chain = self.held.pop(token)
         size = chain.writable_len
         answer = data.draw(st.binary(max_size=size), label="answer")
