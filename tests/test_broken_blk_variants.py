@@ -15,6 +15,7 @@ import pytest
 from blk_machine import BlkDiskMachine
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
+from support.verdict import fails
 
 from impl.blk_device import BlkDevice
 from impl.blk_driver import BlkDriver
@@ -39,11 +40,9 @@ HUNT_TRANSPORTS = ("direct", "page-packed")
 
 def machine_fails(transport: str, **classes: Any) -> bool:
     """Run the machine with the given classes; True if Hypothesis found a failing program."""
-    try:
-        run_state_machine_as_test(lambda: BlkDiskMachine(transport, **classes), settings=HUNT)
-    except Exception:  # any failure the machine reports, including an ExceptionGroup
-        return True
-    return False
+    return fails(lambda: run_state_machine_as_test(
+        lambda: BlkDiskMachine(transport, **classes), settings=HUNT
+    ))
 
 
 class FlushForgets(MemoryDisk):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
+from support.verdict import fails
 from test_refines_net import NetLinkMachine
 
 from impl.chain import Chain
@@ -19,7 +20,7 @@ from impl.spec import NET_HDR_LEGACY_SIZE, NET_HDR_SIZE, NET_QUEUE_RX
 NUM_BUFFERS_OFFSET = NET_HDR_LEGACY_SIZE
 
 HUNT = settings(
-    max_examples=200,
+    max_examples=500,
     stateful_step_count=40,
     deadline=None,
     database=None,
@@ -32,11 +33,9 @@ HUNT = settings(
 
 def machine_fails(device_class: type[NetDevice]) -> bool:
     """True if Hypothesis finds a program on which the machine fails with this device."""
-    try:
-        run_state_machine_as_test(lambda: NetLinkMachine(device_class), settings=HUNT)
-    except Exception:  # any failure the machine reports
-        return True
-    return False
+    return fails(lambda: run_state_machine_as_test(
+        lambda: NetLinkMachine(device_class), settings=HUNT
+    ))
 
 
 class UncountedBacklogDrop(NetDevice):

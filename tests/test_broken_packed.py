@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import run_state_machine_as_test
 from packed_machine import PackedQueueMachine, packed_device, packed_driver, run_fixed_program
+from support.verdict import fails
 
 import impl.packed_device as device_module
 import impl.packed_driver as driver_module
@@ -66,13 +67,9 @@ def machine_fails(driver_factory: Callable[..., Any] = packed_driver,
 
 def hunt_fails(driver_factory: Callable[..., Any], device_factory: Callable[..., Any]) -> bool:
     """True if Hypothesis finds a failing program of the packed machine."""
-    try:
-        run_state_machine_as_test(
-            lambda: PackedQueueMachine(driver_factory, device_factory), settings=HUNT
-        )
-    except Exception:  # any failure the machine reports, including an ExceptionGroup
-        return True
-    return False
+    return fails(lambda: run_state_machine_as_test(
+        lambda: PackedQueueMachine(driver_factory, device_factory), settings=HUNT
+    ))
 
 
 def fixed_program_fails(
@@ -89,11 +86,7 @@ def fixed_program_fails(
                 machine.setup(size=size, event_idx=event_idx, indirect=indirect, behind=1)
                 run_fixed_program(machine, 4 * size + 6)
 
-    try:
-        program()
-    except Exception:  # the machine's assertion, or a typed error the pair raised
-        return True
-    return False
+    return fails(program)
 
 
 def driver_of(cls: type[PackedDriver]) -> Callable[..., PackedDriver]:
