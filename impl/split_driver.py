@@ -263,32 +263,11 @@ class SplitDriver(DriverRing[_Outstanding], HoldsAccessors):
             self._check_live()
         if self.in_order:
             return self._get_buf_in_order()
-        mem, last = self.mem, self.last_used_idx
-        (used_idx,) = self._get_used(self._used_idx_at)
-        pending = distance(used_idx, last)
-        if pending == 0:
+        used = self._next_used()
+        if used is None:
             return None
-        if pending > self.outstanding:
-            self._fail(
-                UsedIndexJump(f"used.idx is {pending} ahead, {self.outstanding} outstanding")
-            )
-        mem.barrier(_RMB, "C")  # observe C
-        head, written = self._get_used_elem(self._used_slot_at[slot(last, self.size)])
-        if head >= self.size:
-            self._fail(UsedIdOutOfRange(f"used id {head} >= queue size {self.size}"))
-        record = self._state[head]
-        if record is None:
-            self._fail(UsedIdNotOutstanding(f"used id {head} is not an outstanding head"))
-        if written > record.writable:
-            self._fail(
-                UsedLengthTooLong(f"used len {written} > {record.writable} writable bytes")
-            )
-        self._detach(head, record)
-        self.last_used_idx = last = advance(last)
-        if self.event_idx and not self.no_interrupt:
-            self._put_avail(self.layout.used_event, last)
-            mem.barrier(_MB, "D")  # publish D
-        return record.token, written
+        head, written, record, _ = used
+        return self._hand_back(head, record, written)
 
     # --- in-order reclaiming (§2.7.9) -------------------------------------------------
     def _get_buf_in_order(self) -> tuple[Token, int] | None:
@@ -311,6 +290,11 @@ class SplitDriver(DriverRing[_Outstanding], HoldsAccessors):
             self._batch, written = None, end_written
         else:
             self._batch, written = batch, record.writable
+        return self._hand_back(head, record, written)
+
+    def _hand_back(self, head: int, record: _Outstanding, written: int) -> tuple[Token, int]:
+        """Free the buffer's descriptors, step past its used entry, and in event-index
+        mode with callbacks on publish the new used_event (publish D)."""
         self._detach(head, record)
         self.last_used_idx = last = advance(self.last_used_idx)
         if self.event_idx and not self.no_interrupt:
@@ -324,6 +308,28 @@ class SplitDriver(DriverRing[_Outstanding], HoldsAccessors):
         Beyond the checks of every used element, the batch it closes (the outstanding
         buffers from the oldest to the named one) must fit in the used.idx advance; a
         longer one means the device used a buffer before an older one (FEAT-DEV-009).
+        """
+        used = self._next_used()
+        if used is None:
+            return None
+        head, written, _, pending = used
+        count = self._batch_length(head)
+        if count > pending:
+            self._fail(
+                UsedOutOfOrder(
+                    f"used id {head} closes a batch of {count} buffers, used.idx advanced "
+                    f"{pending}"
+                )
+            )
+        return head, written
+
+    def _next_used(self) -> tuple[int, int, _Outstanding, int] | None:
+        """Read and check the used element at last_used_idx (§2.7.14).
+
+        Returns (head, len, the head's record, how far used.idx is ahead), or None
+        when the device has used nothing new. used.idx may not run past what is
+        outstanding, the id must be an outstanding head, len at most its writable
+        bytes; a violation breaks the queue.
         """
         last = self.last_used_idx
         (used_idx,) = self._get_used(self._used_idx_at)
@@ -345,15 +351,7 @@ class SplitDriver(DriverRing[_Outstanding], HoldsAccessors):
             self._fail(
                 UsedLengthTooLong(f"used len {written} > {record.writable} writable bytes")
             )
-        count = self._batch_length(head)
-        if count > pending:
-            self._fail(
-                UsedOutOfOrder(
-                    f"used id {head} closes a batch of {count} buffers, used.idx advanced "
-                    f"{pending}"
-                )
-            )
-        return head, written
+        return head, written, record, pending
 
     def _oldest(self) -> int:
         """The head of the oldest outstanding buffer: the descriptor after the free run."""
