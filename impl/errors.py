@@ -260,6 +260,16 @@ class NotConforming(VirtioError):
 
 
 # --- Interleavings (§2.7.13, §2.7.7) ---------------------------------------------------
+class DroppedBarrierNotFound(UsageError):
+    """The explorer was asked to remove a barrier that no side made in any execution.
+
+    A removal is named by side, label and optionally the function making the barrier;
+    one that matches nothing would make a "passes without it" result vacuous.
+    """
+
+    section = "2.7"
+
+
 class StepLimitExceeded(UsageError):
     """A side under the interleaving explorer made more shared accesses than its bound.
 

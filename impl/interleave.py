@@ -55,7 +55,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from .errors import MultipleWriters
+from .errors import DroppedBarrierNotFound, MultipleWriters
 from .memory import GuestMemory
 from .replay import Access, Op, SideProgram, SideRun, run_side
 from .weak_memory import (
@@ -187,6 +187,7 @@ class Explorer:
         self._histories: list[tuple[bytes, ...]] = [()]
         self._runs: dict[tuple[int, int], SideRun] = {}
         self._writer: dict[int, int] = {}
+        self._matched: set[tuple[str, ...]] = set()
 
     # --- sides --------------------------------------------------------------------
     def _run(self, side: int, history: int) -> SideRun:
@@ -220,11 +221,19 @@ class Explorer:
     def _is_dropped(self, side: int, access: Access) -> bool:
         """Whether this barrier is removed: by (side, label) or (side, label, function)."""
         name = self.sides[side].name
-        return (name, access.label) in self.dropped or (
-            name,
-            access.label,
-            access.where,
-        ) in self.dropped
+        hits = {(name, access.label), (name, access.label, access.where)} & self.dropped
+        self._matched |= hits
+        return bool(hits)
+
+    def _check_every_drop_matched(self) -> None:
+        """A removed barrier that no side ever reached names nothing: refuse the run,
+        or a mistyped label would make "passes without this barrier" vacuous."""
+        unmatched = self.dropped - self._matched
+        if unmatched:
+            raise DroppedBarrierNotFound(
+                f"no side reached a barrier named {sorted(unmatched)}: check the label "
+                "and the function that makes it"
+            )
 
     def _is_local(self, shared: Shared, side: int, access: Access) -> bool:
         if access.op is Op.WRITE:
@@ -402,6 +411,7 @@ class Explorer:
                 break
         report.states = len(parent)
         if report.failure is None:
+            self._check_every_drop_matched()
             report.interleavings = _count_paths(start, successors)
         report.seconds = time.perf_counter() - began
         return report

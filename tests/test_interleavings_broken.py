@@ -26,6 +26,7 @@ from support.ordering import (
     polling_scenario,
 )
 
+from impl.errors import DroppedBarrierNotFound
 from impl.memory import Barrier
 from impl.ring_math import advance, need_event, slot, wrap
 from impl.spec import AvailFlag, UsedFlag
@@ -83,7 +84,7 @@ def test_each_barrier_is_necessary_where_the_model_says(
 
 @pytest.mark.parametrize(
     "dropped",
-    [("driver", "D", "SplitDriver.get_buf"), ("device", "D")],
+    [("driver", "D", "SplitDriver._hand_back"), ("device", "D")],
     ids=["driver-D-in-get_buf", "device-D"],
 )
 def test_the_fence_after_get_buf_moves_used_event_is_necessary(dropped: tuple[str, ...]) -> None:
@@ -284,3 +285,14 @@ def test_counterexample_is_a_readable_trace() -> None:
     assert "SplitDevice.enable_notification: write used.flags = 0 (buffered)" in text
     assert len(report.trace) < 40
 
+
+
+@pytest.mark.parametrize(
+    "dropped",
+    [("driver", "Z"), ("driver", "D", "SplitDriver.get_buff"), ("devise", "A")],
+    ids=["unknown-label", "unknown-function", "unknown-side"],
+)
+def test_removing_a_barrier_no_side_makes_is_refused(dropped: tuple[str, ...]) -> None:
+    """A removal that names no barrier any side reached is an error, not a vacuous pass."""
+    with pytest.raises(DroppedBarrierNotFound):
+        polling_scenario().explore(SC, frozenset({dropped}))
