@@ -13,15 +13,11 @@ driver `PackedBadBuffer`, §2.8.17).
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from operator import itemgetter
 
-from .chain import Segment
+from .chain import Segment, segment_len
 from .errors import BadBuffer
 from .memory import GuestMemory
 from .spec import MAX_CHAIN_BYTES
-
-_length = itemgetter(1)
-"""`seg.len` as a C-level function."""
 
 
 def check_buffer(
@@ -52,4 +48,4 @@ def check_buffer(
         total += length
     if total >= MAX_CHAIN_BYTES:
         raise error("a buffer must stay below 2^32 bytes")
-    return sum(map(_length, in_))
+    return sum(map(segment_len, in_))

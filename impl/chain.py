@@ -69,7 +69,7 @@ class Chain(NamedTuple):
     @property
     def writable_len(self) -> int:
         """Total device-writable bytes: the most `len` in the used element can be."""
-        return sum(map(_length, self.writable))
+        return sum(map(segment_len, self.writable))
 
     def read_payload(self, mem: GuestMemory) -> bytes:
         """The device-readable bytes, concatenated in chain order."""
@@ -96,12 +96,13 @@ class Chain(NamedTuple):
         return len(data)
 
 
-_length = itemgetter(1)
+segment_len = itemgetter(1)
 """`seg.len` as a C-level function, for sums over segments."""
 
-_new = tuple.__new__
-"""Builds a `Segment` or `Chain` from a tuple of its fields without the Python-level
-`__new__` a NamedTuple generates (the walk builds one per descriptor)."""
+new_tuple = tuple.__new__
+"""Builds a NamedTuple (a `Segment`, `Chain`, ring list or driver record) from a tuple
+of its fields, `new_tuple(Cls, (fields...))`, without the Python-level `__new__` a
+NamedTuple generates: the rings build one per descriptor or buffer."""
 
 
 def read_descriptor(mem: GuestMemory, table: int, index: int) -> Descriptor:
@@ -173,11 +174,11 @@ def walk_chain(
         if not contains(addr, length):
             raise BufferOutOfBounds(f"buffer [{addr:#x}, +{length}) outside guest memory")
         if flags & _WRITE:
-            writable.append(_new(Segment, (addr, length)))
+            writable.append(new_tuple(Segment, (addr, length)))
         elif writable:
             raise ReadableAfterWritable("a device-readable descriptor follows a writable one")
         else:
-            readable.append(_new(Segment, (addr, length)))
+            readable.append(new_tuple(Segment, (addr, length)))
         taken += 1
         if taken > size:
             raise ChainTooLong(f"chain holds more than {size} buffer descriptors")
@@ -185,7 +186,7 @@ def walk_chain(
         if total >= MAX_CHAIN_BYTES:
             raise ChainLengthOverflow("chain length reaches 2^32 bytes")
         if not flags & _NEXT:
-            return _new(Chain, (head, tuple(readable), tuple(writable), indirect))
+            return new_tuple(Chain, (head, tuple(readable), tuple(writable), indirect))
         index = nxt
         if index >= cur_size:
             raise NextOutOfRange(f"next {index} is outside a table of {cur_size} entries")

@@ -72,6 +72,11 @@ class Barrier(Enum):
     FULL = "mb"
 
 
+WMB, RMB, MB = Barrier.WRITE, Barrier.READ, Barrier.FULL
+"""The barrier kinds as plain module names for ring code: looking up an `Enum` member
+costs a call on Python 3.11, and the rings name a barrier on every operation."""
+
+
 class GuestMemory:
     """A flat little-endian region of guest-physical memory starting at address 0.
 

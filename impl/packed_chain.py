@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Container, Iterable, Sequence
 from typing import NamedTuple
 
-from .chain import Chain, Segment
+from .chain import Chain, Segment, new_tuple
 from .errors import (
     BadIndirectTable,
     BufferIdInFlight,
@@ -57,10 +57,6 @@ class RingList(NamedTuple):
     descs: tuple[RawDescriptor, ...]
 
 
-_new = tuple.__new__
-"""Builds a `RingList`, `Segment` or `Chain` from a tuple of its fields without the
-Python-level `__new__` a NamedTuple generates (one per list and per element)."""
-
 
 def read_list(
     read: Reader, addrs: Sequence[int], size: int, head: RawDescriptor, pos: int,
@@ -91,7 +87,7 @@ def read_list(
         raise BufferIdOutOfRange(f"buffer id {ident} >= queue size {size}")
     if ident in held:
         raise BufferIdInFlight(f"buffer id {ident} is already held by the device")
-    return _new(RingList, (ident, tuple(descs)))
+    return new_tuple(RingList, (ident, tuple(descs)))
 
 
 def _table_entries(mem: GuestMemory, addr: int, length: int, size: int) -> int:
@@ -142,14 +138,14 @@ def to_chain(mem: GuestMemory, ring_list: RingList, size: int, *, indirect_ok: b
         if not contains(addr, length):
             raise BufferOutOfBounds(f"element [{addr:#x}, +{length}) outside guest memory")
         if flags & _WRITE:
-            writable.append(_new(Segment, (addr, length)))
+            writable.append(new_tuple(Segment, (addr, length)))
         elif writable:
             raise PackedReadableAfterWritable("a device-readable element follows a writable one")
         else:
-            readable.append(_new(Segment, (addr, length)))
+            readable.append(new_tuple(Segment, (addr, length)))
         if taken > size:
             raise ChainTooLong(f"a buffer holds more than {size} elements")
         total += length
         if total >= MAX_CHAIN_BYTES:
             raise ChainLengthOverflow("a buffer's length reaches 2^32 bytes")
-    return _new(Chain, (ring_list.id, tuple(readable), tuple(writable), indirect))
+    return new_tuple(Chain, (ring_list.id, tuple(readable), tuple(writable), indirect))

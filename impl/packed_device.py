@@ -24,10 +24,10 @@ from __future__ import annotations
 
 from typing import NoReturn
 
-from .chain import Chain
+from .chain import Chain, new_tuple
 from .errors import ChainError, NotInFlight, PayloadTooLarge, QueueBroken, RingCorruption
 from .layout import LE16_STRUCT
-from .memory import Barrier, GuestMemory, HoldsAccessors, Reader, Writer
+from .memory import MB, RMB, WMB, GuestMemory, HoldsAccessors, Reader, Writer
 from .packed_chain import RingList, read_list, to_chain
 from .packed_layout import LE32_STRUCT, PACKED_DESC_STRUCT, PackedLayout
 from .spec import Feature, PackedDescFlag, PackedEventFlag, has_feature
@@ -43,12 +43,6 @@ from .wrap_math import (
 
 _WRITE = int(PackedDescFlag.WRITE)
 """A plain-int flag bit: `int | IntFlag` goes through enum code, too slow per descriptor."""
-
-_WMB, _RMB, _MB = Barrier.WRITE, Barrier.READ, Barrier.FULL
-"""The barrier kinds as module names: an `Enum` member lookup costs a call on 3.11."""
-
-_new = tuple.__new__
-"""Builds a `RingList` without the Python-level `__new__` of a NamedTuple."""
 
 
 class PackedDevice(HoldsAccessors):
@@ -122,7 +116,7 @@ class PackedDevice(HoldsAccessors):
         (flags,) = self._get_ring16(self._flags_at[offset])
         if not is_available(flags, wrap_of(pos, size)):
             return None
-        self.mem.barrier(_RMB, "A")  # observe A: the head's flags, then the list
+        self.mem.barrier(RMB, "A")  # observe A: the head's flags, then the list
         head = self._get_desc(self._desc_at[offset])
         try:
             ring_list = read_list(self._get_desc, self._desc_at, size, head, pos, self.in_flight)
@@ -154,7 +148,7 @@ class PackedDevice(HoldsAccessors):
         if not 0 <= written <= chain.writable_len:
             raise PayloadTooLarge(f"written {written} outside 0..{chain.writable_len}")
         del in_flight[head]
-        self._write_used(_new(RingList, (head, ())), written, descs)
+        self._write_used(new_tuple(RingList, (head, ())), written, descs)
 
     def _write_used(self, ring_list: RingList, written: int, descs: int | None = None) -> None:
         """Write one used descriptor at next_used (flags last, publish C), then skip the list."""
@@ -165,7 +159,7 @@ class PackedDevice(HoldsAccessors):
             flags |= _WRITE
         put16(self._id_at[offset], ring_list.id)
         self._put_ring32(self._len_at[offset], written)
-        self.mem.barrier(_WMB, "C")  # publish C: id and len before the flags
+        self.mem.barrier(WMB, "C")  # publish C: id and len before the flags
         put16(self._flags_at[offset], flags)
         count = len(ring_list.descs) if descs is None else descs
         self.next_used = advance(pos, count, size)
@@ -180,7 +174,7 @@ class PackedDevice(HoldsAccessors):
         last call; an offset beyond the ring, or a reserved value, interrupts
         (a spurious interrupt is harmless). Records the point it decided at.
         """
-        self.mem.barrier(_MB, "D")  # observe D
+        self.mem.barrier(MB, "D")  # observe D
         used, self._unsignalled = self._unsignalled, 0
         old, self._signalled_used = self._signalled_used, self.next_used
         (flags,) = self._get_driver16(self.layout.driver_flags)
@@ -203,7 +197,7 @@ class PackedDevice(HoldsAccessors):
             self._put_device16(self.layout.device_flags, PackedEventFlag.DESC)
         else:
             self._put_device16(self.layout.device_flags, PackedEventFlag.ENABLE)
-        self.mem.barrier(_MB, "B")  # observe B
+        self.mem.barrier(MB, "B")  # observe B
         return self._head_available()
 
     def _head_available(self) -> bool:

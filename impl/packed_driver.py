@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 from .alloc import GuestAllocator
 from .buffer import check_buffer
-from .chain import Segment
+from .chain import Segment, new_tuple
 from .driver_ring import DriverRing, Token
 from .errors import (
     NoSpace,
@@ -41,7 +41,7 @@ from .errors import (
     PackedUsedLengthTooLong,
 )
 from .layout import LE16_STRUCT
-from .memory import Barrier, GuestMemory, HoldsAccessors, Reader, Writer
+from .memory import MB, RMB, WMB, GuestMemory, HoldsAccessors, Reader, Writer
 from .packed_layout import (
     DESC_BODY_STRUCT,
     LE32_STRUCT,
@@ -83,13 +83,6 @@ class _Outstanding(NamedTuple):
     writable_len: int
     table: int | None
 
-
-_new_record = tuple.__new__
-"""Builds an `_Outstanding` from a tuple of its fields: the generated `__new__` of a
-NamedTuple is a Python call, and this runs once per buffer."""
-
-_WMB, _RMB, _MB = Barrier.WRITE, Barrier.READ, Barrier.FULL
-"""The barrier kinds as module names: an `Enum` member lookup costs a call on 3.11."""
 
 
 class PackedDriver(DriverRing[_Outstanding], HoldsAccessors):
@@ -203,7 +196,7 @@ class PackedDriver(DriverRing[_Outstanding], HoldsAccessors):
             for addr, length in in_:
                 append((addr, length, _WRITE))
         self._expose(ident, elements)
-        self._state[ident] = _new_record(_Outstanding, (token, needed, tuple(in_), writable, table))
+        self._state[ident] = new_tuple(_Outstanding, (token, needed, tuple(in_), writable, table))
         self.outstanding += 1
         return ident
 
@@ -235,7 +228,7 @@ class PackedDriver(DriverRing[_Outstanding], HoldsAccessors):
                     flags |= _NEXT
                 put_desc(at[offset_of(pos, size)], addr, length, ident, flags)
                 pos = advance(pos, 1, size)
-        self.mem.barrier(_WMB, "A")  # publish A (PACKED-DRV-016)
+        self.mem.barrier(WMB, "A")  # publish A (PACKED-DRV-016)
         self._put_ring16(self._flags_at[head_at], head_flags)
         self.next_avail = pos
         self.num_free -= count
@@ -251,7 +244,7 @@ class PackedDriver(DriverRing[_Outstanding], HoldsAccessors):
         value, notifies (PACKED-DRV-005 allows extra notifications). Records the point.
         """
         self._check_live()
-        self.mem.barrier(_MB, "B")  # publish B
+        self.mem.barrier(MB, "B")  # publish B
         added, self._num_added = self._num_added, 0
         (flags,) = self._get_device16(self.layout.device_flags)
         (off_wrap,) = self._get_device16(self.layout.device_off_wrap)
@@ -284,7 +277,7 @@ class PackedDriver(DriverRing[_Outstanding], HoldsAccessors):
         (flags,) = get16(self._flags_at[offset])
         if not is_used(flags, wrap_of(last, size)):
             return None
-        self.mem.barrier(_RMB, "C")  # observe C: flags, then id and len
+        self.mem.barrier(RMB, "C")  # observe C: flags, then id and len
         (ident,) = get16(self._id_at[offset])
         (flags,) = get16(self._flags_at[offset])
         (written,) = self._get_ring32(self._len_at[offset])
@@ -302,12 +295,12 @@ class PackedDriver(DriverRing[_Outstanding], HoldsAccessors):
         self.last_used_idx = last = advance(last, record.descs, size)
         if self.event_idx and not self.no_interrupt:
             self._put_driver16(self.layout.driver_off_wrap, encode_event(last, size))
-            self.mem.barrier(_MB, "D")  # publish D
+            self.mem.barrier(MB, "D")  # publish D
         return record.token, written
 
     def more_used(self) -> bool:
         """Whether the device has used buffers not yet reclaimed (Linux virtqueue_poll)."""
-        self.mem.barrier(_MB, "D")  # publish D
+        self.mem.barrier(MB, "D")  # publish D
         return self._used_at(self.last_used_idx)
 
     def _detach(self, ident: int, record: _Outstanding) -> None:
@@ -353,7 +346,7 @@ class PackedDriver(DriverRing[_Outstanding], HoldsAccessors):
                 self._put_driver16(self.layout.driver_flags, PackedEventFlag.ENABLE)
         if self.event_idx:
             self._put_driver16(self.layout.driver_off_wrap, encode_event(event, self.size))
-        self.mem.barrier(_MB, "D")  # publish D
+        self.mem.barrier(MB, "D")  # publish D
 
     def _used_beyond(self, count: int) -> bool:
         """Whether the used descriptors from last_used cover more than `count` descriptors.

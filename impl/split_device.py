@@ -44,12 +44,9 @@ from .errors import (
     RingCorruption,
 )
 from .layout import LE16_STRUCT, USED_ELEM_STRUCT, SplitLayout
-from .memory import Barrier, GuestMemory, HoldsAccessors, Reader, Writer
+from .memory import MB, RMB, WMB, GuestMemory, HoldsAccessors, Reader, Writer
 from .ring_math import advance, distance, need_event, slot, wrap
 from .spec import INDEX_MODULUS, AvailFlag, Feature, UsedFlag, has_feature
-
-_WMB, _RMB, _MB = Barrier.WRITE, Barrier.READ, Barrier.FULL
-"""The barrier kinds as module names: an `Enum` member lookup costs a call on 3.11."""
 
 
 class SplitDevice(HoldsAccessors):
@@ -114,7 +111,7 @@ class SplitDevice(HoldsAccessors):
         if self._pending() == 0:
             return None
         mem, size, nxt = self.mem, self.size, self.next_avail
-        mem.barrier(_RMB, "A")  # observe A
+        mem.barrier(RMB, "A")  # observe A
         (head,) = self._get_avail(self._avail_slot_at[slot(nxt, size)])
         if head >= size:
             self._fail(HeadOutOfRange(f"available head {head} >= queue size {size}"))
@@ -173,7 +170,7 @@ class SplitDevice(HoldsAccessors):
         """Fill the used element, then publish used.idx (publish C)."""
         nxt = self.next_used
         self._put_used_elem(self._used_slot_at[slot(nxt, self.size)], head, written)
-        self.mem.barrier(_WMB, "C")  # publish C
+        self.mem.barrier(WMB, "C")  # publish C
         self.next_used = nxt = advance(nxt)
         self._put_used(self._used_idx_at, nxt)
         self._unsignalled += 1
@@ -185,7 +182,7 @@ class SplitDevice(HoldsAccessors):
         """
         nxt = self.next_used
         self._put_used_elem(self._used_slot_at[slot(nxt, self.size)], head, written)
-        self.mem.barrier(_WMB, "C")  # publish C
+        self.mem.barrier(WMB, "C")  # publish C
         self.next_used = nxt = advance(nxt, count)
         self._put_used(self._used_idx_at, nxt)
         self._unsignalled += count
@@ -247,7 +244,7 @@ class SplitDevice(HoldsAccessors):
         call (SPLIT-DEV-011; more than 2^16 of them always notify). Flags mode: unless
         the driver set VIRTQ_AVAIL_F_NO_INTERRUPT (SPLIT-DEV-009). Records the point.
         """
-        self.mem.barrier(Barrier.FULL, "D")  # observe D
+        self.mem.barrier(MB, "D")  # observe D
         used, self._unsignalled = self._unsignalled, 0
         old, self._signalled_used = self._signalled_used, self.next_used
         if self.event_idx:
@@ -269,7 +266,7 @@ class SplitDevice(HoldsAccessors):
             self.mem.write_u16(self.layout.avail_event, self.next_avail)
         else:
             self.mem.write_u16(self.layout.used_flags, 0)
-        self.mem.barrier(Barrier.FULL, "B")  # observe B
+        self.mem.barrier(MB, "B")  # observe B
         return self._pending() != 0
 
     def disable_notification(self) -> None:

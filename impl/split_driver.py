@@ -33,7 +33,7 @@ from typing import NamedTuple
 
 from .alloc import GuestAllocator
 from .buffer import check_buffer
-from .chain import Segment
+from .chain import Segment, new_tuple
 from .driver_ring import DriverRing, Token
 from .errors import (
     NoSpace,
@@ -52,7 +52,7 @@ from .layout import (
     desc_table_bytes,
     used_ring_bytes,
 )
-from .memory import Barrier, GuestMemory, HoldsAccessors, Reader, Writer
+from .memory import MB, RMB, WMB, GuestMemory, HoldsAccessors, Reader, Writer
 from .ring_math import advance, distance, need_event, slot, wrap
 from .spec import (
     DESC_SIZE,
@@ -78,13 +78,6 @@ class _Outstanding(NamedTuple):
     writable: int
     table: int | None
 
-
-_new_record = tuple.__new__
-"""Builds an `_Outstanding` from a tuple of its fields: the generated `__new__` of a
-NamedTuple is a Python call, and this runs once per buffer."""
-
-_WMB, _RMB, _MB = Barrier.WRITE, Barrier.READ, Barrier.FULL
-"""The barrier kinds as module names: an `Enum` member lookup costs a call on 3.11."""
 
 
 class SplitDriver(DriverRing[_Outstanding], HoldsAccessors):
@@ -186,7 +179,7 @@ class SplitDriver(DriverRing[_Outstanding], HoldsAccessors):
             head = self._write_indirect(table, out, in_)
         else:
             head = self._write_direct(out, in_, parts)
-        self._state[head] = _new_record(_Outstanding, (token, needed, writable, table))
+        self._state[head] = new_tuple(_Outstanding, (token, needed, writable, table))
         self.outstanding += 1
         self._publish(head)
         return head
@@ -228,7 +221,7 @@ class SplitDriver(DriverRing[_Outstanding], HoldsAccessors):
         """Place `head` in the available ring, then move avail.idx (§2.7.13.2-3)."""
         put = self._put_avail
         put(self._avail_slot_at[slot(self.avail_idx, self.size)], head)
-        self.mem.barrier(_WMB, "A")  # publish A (SPLIT-DRV-024)
+        self.mem.barrier(WMB, "A")  # publish A (SPLIT-DRV-024)
         self.avail_idx = advance(self.avail_idx)
         put(self._avail_idx_at, self.avail_idx)
         self._num_added += 1
@@ -242,7 +235,7 @@ class SplitDriver(DriverRing[_Outstanding], HoldsAccessors):
         set VIRTQ_USED_F_NO_NOTIFY (SPLIT-DRV-020). Records the point it decided at.
         """
         self._check_live()
-        self.mem.barrier(Barrier.FULL, "B")  # publish B (SPLIT-DRV-025)
+        self.mem.barrier(MB, "B")  # publish B (SPLIT-DRV-025)
         added, self._num_added = self._num_added, 0
         new = self.avail_idx
         old = wrap(new - added)
@@ -299,7 +292,7 @@ class SplitDriver(DriverRing[_Outstanding], HoldsAccessors):
         self.last_used_idx = last = advance(self.last_used_idx)
         if self.event_idx and not self.no_interrupt:
             self._put_avail(self.layout.used_event, last)
-            self.mem.barrier(_MB, "D")  # publish D
+            self.mem.barrier(MB, "D")  # publish D
         return record.token, written
 
     def _read_batch(self) -> tuple[int, int] | None:
@@ -340,7 +333,7 @@ class SplitDriver(DriverRing[_Outstanding], HoldsAccessors):
             self._fail(
                 UsedIndexJump(f"used.idx is {pending} ahead, {self.outstanding} outstanding")
             )
-        self.mem.barrier(_RMB, "C")  # observe C
+        self.mem.barrier(RMB, "C")  # observe C
         head, written = self._get_used_elem(self._used_slot_at[slot(last, self.size)])
         if head >= self.size:
             self._fail(UsedIdOutOfRange(f"used id {head} >= queue size {self.size}"))
@@ -392,7 +385,7 @@ class SplitDriver(DriverRing[_Outstanding], HoldsAccessors):
 
     def more_used(self) -> bool:
         """Whether the device has used buffers not yet reclaimed (Linux virtqueue_poll)."""
-        self.mem.barrier(Barrier.FULL, "D")  # publish D
+        self.mem.barrier(MB, "D")  # publish D
         return self.mem.read_u16(self.layout.used_idx) != self.last_used_idx
 
     def _detach(self, head: int, record: _Outstanding) -> None:
@@ -447,7 +440,7 @@ class SplitDriver(DriverRing[_Outstanding], HoldsAccessors):
                 self.mem.write_u16(self.layout.avail_flags, 0)
         if self.event_idx:
             self.mem.write_u16(self.layout.used_event, event)
-        self.mem.barrier(Barrier.FULL, "D")  # publish D
+        self.mem.barrier(MB, "D")  # publish D
 
     def _used_beyond(self, count: int) -> bool:
         used_idx = self.mem.read_u16(self.layout.used_idx)
