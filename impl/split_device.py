@@ -166,19 +166,12 @@ class SplitDevice(HoldsAccessors):
         del in_flight[head]
         self._write_used(head, written)
 
-    def _write_used(self, head: int, written: int) -> None:
-        """Fill the used element, then publish used.idx (publish C)."""
-        nxt = self.next_used
-        self._put_used_elem(self._used_slot_at[slot(nxt, self.size)], head, written)
-        self.mem.barrier(WMB, "C")  # publish C
-        self.next_used = nxt = advance(nxt)
-        self._put_used(self._used_idx_at, nxt)
-        self._unsignalled += 1
+    def _write_used(self, head: int, written: int, count: int = 1) -> None:
+        """Fill the used element, then publish used.idx (publish C).
 
-    def _write_batch_used(self, head: int, written: int, count: int) -> None:
-        """Fill one used element for `count` buffers, then move used.idx by `count`.
-
-        The element goes where the batch's first buffer would have had its own (§2.7.9).
+        One element stands for `count` buffers under VIRTIO_F_IN_ORDER (a batch: it
+        goes where the first would have had its own, and used.idx moves by `count`,
+        §2.7.9); otherwise for one.
         """
         nxt = self.next_used
         self._put_used_elem(self._used_slot_at[slot(nxt, self.size)], head, written)
@@ -222,7 +215,7 @@ class SplitDevice(HoldsAccessors):
             raise PayloadTooLarge(f"written {written_of_last} outside 0..{last.writable_len}")
         for head in heads:
             del in_flight[head]
-        self._write_batch_used(last.head, written_of_last, count)
+        self._write_used(last.head, written_of_last, count)
         self._return_rejected()
 
     def _return_rejected(self) -> None:
