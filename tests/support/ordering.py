@@ -390,14 +390,21 @@ def _reclaim(g: Geometry, drv: Any, mem: GuestMemory, log: list[tuple[Any, ...]]
         _mark(mem, drv, log)
 
 
-def _reclaim_then_idle(g: Geometry, drv: Any, mem: GuestMemory) -> tuple[Any, list[Any]]:
-    """NAPI style: reclaim with interrupts off, re-enable, re-check, idle when empty."""
+def _reclaim_then_idle(
+    g: Geometry, drv: Any, mem: GuestMemory, *, delayed: bool = False
+) -> tuple[Any, list[Any]]:
+    """NAPI style: reclaim with interrupts off, re-arm, re-check, idle when it says so.
+
+    The re-arm is `enable_cb` (idle when nothing is used), or with `delayed`
+    `enable_cb_delayed` (an interrupt only once about 3/4 of what is outstanding is
+    used; idle when not that many are yet).
+    """
     log: list[tuple[Any, ...]] = []
     _mark(mem, drv, log)
     while True:
         _reclaim(g, drv, mem, log)
-        idle = drv.enable_cb()
-        log.append(("enable",))
+        idle = drv.enable_cb_delayed() if delayed else drv.enable_cb()
+        log.append(("delayed",) if delayed else ("enable",))
         _mark(mem, drv, log)
         if idle:
             return drv, log
@@ -417,23 +424,6 @@ def _poll_then_idle(g: Geometry, drv: Any, mem: GuestMemory) -> tuple[Any, list[
         log.append(("enable",))
         _mark(mem, drv, log)
         if not drv.more_used():
-            return drv, log
-        drv.disable_cb()
-        log.append(("disable",))
-        _mark(mem, drv, log)
-
-
-def _reclaim_then_delay(g: Geometry, drv: Any, mem: GuestMemory) -> tuple[Any, list[Any]]:
-    """Reclaim with interrupts off, re-arm with `enable_cb_delayed` (an interrupt only
-    once about 3/4 of what is outstanding is used), idle when it says not that many yet."""
-    log: list[tuple[Any, ...]] = []
-    _mark(mem, drv, log)
-    while True:
-        _reclaim(g, drv, mem, log)
-        idle = drv.enable_cb_delayed()
-        log.append(("delayed",))
-        _mark(mem, drv, log)
-        if idle:
             return drv, log
         drv.disable_cb()
         log.append(("disable",))
@@ -571,7 +561,8 @@ def delayed_scenario(
     the lost wake-up check applies unchanged. In flags mode the re-arm is `enable_cb`'s.
     """
     return _driver_goes_idle(
-        "delayed", _reclaim_then_delay, event_idx, driver_cls, device_cls, geometry
+        "delayed", partial(_reclaim_then_idle, delayed=True), event_idx, driver_cls,
+        device_cls, geometry,
     )
 
 
